@@ -1,0 +1,20 @@
+// Package tunehook is the Go SDK for tunehook and for any server of the
+// Suno-style music-generation API: the wire types of its callbacks and of
+// record-info, and the signing of callbacks. It uses only the standard
+// library.
+//
+// Callbacks use snake_case field names (task_id, audio_url) and string
+// times; record-info uses camelCase (taskId, audioUrl) and epoch
+// milliseconds. The types here keep both exactly as the wire has them.
+package tunehook
+
+// Version is the version of tunehook; the server sends it in its User-Agent.
+const Version = "0.1.0"
+
+// Envelope is the shape of every answer of the API: the real status is in
+// Code (HTTP is 200), Msg says what happened, Data holds the result.
+type Envelope[T any] struct {
+	Code int    `json:"code"`
+	Msg  string `json:"msg"`
+	Data T      `json:"data"`
+}

@@ -1,0 +1,240 @@
+// Package config loads tunehook's settings from flags and TUNEHOOK_*
+// environment variables, fills in defaults and checks every value, so a bad
+// setting stops the server at start with a message that names it.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of tunehook serve.
+type Config struct {
+	Addr        string
+	DataDir     string
+	DatabaseURL string // empty: SQLite in DataDir
+	MediaDir    string
+	// PublicURL is the base of media URLs, without a final slash. Empty
+	// means "http://" and the address the server actually listens on.
+	PublicURL             string
+	APIKeys               []string // empty: a generated key kept in DataDir
+	CallbackTimeout       time.Duration
+	CallbackRetryDelays   []time.Duration // one entry per retry
+	AllowPrivateCallbacks bool
+	WebhookHMACKey        string // empty: callbacks are not signed
+	Simulation            bool
+	SynthDelays           [3]time.Duration // pauses before text, first, complete
+	SynthDuration         time.Duration    // 0: each track lasts 2 to 4 minutes
+	Dev                   bool
+}
+
+// A setting is one row of the configuration table: its flag, its variable,
+// its default (and the default under --dev), and how to store its value.
+type setting struct {
+	flag, env   string
+	def, devDef string
+	usage       string
+	set         func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"addr", "TUNEHOOK_ADDR", "127.0.0.1:8080", "", "listen address (host:port)", func(c *Config, v string) error {
+		_, port, err := net.SplitHostPort(v)
+		if err != nil {
+			return errors.New("want host:port, such as 127.0.0.1:8080")
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return errors.New("the port must be a number from 0 to 65535")
+		}
+		c.Addr = v
+		return nil
+	}},
+	{"data-dir", "TUNEHOOK_DATA_DIR", "./tunehook-data", "", "directory of the SQLite database, the media and the generated API key", func(c *Config, v string) error {
+		c.DataDir = filepath.Clean(v)
+		return nil
+	}},
+	{"database-url", "TUNEHOOK_DATABASE_URL", "", "", "postgres://... to share one PostgreSQL database between instances; empty: SQLite in the data dir", func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return errors.New("want a postgres:// or postgresql:// URL, or nothing for SQLite")
+		}
+		c.DatabaseURL = v
+		return nil
+	}},
+	{"media-dir", "TUNEHOOK_MEDIA_DIR", "", "", "directory of audio and covers (default: media/ in the data dir; a shared path when several instances run)", func(c *Config, v string) error {
+		if v != "" {
+			c.MediaDir = filepath.Clean(v)
+		}
+		return nil
+	}},
+	{"public-url", "TUNEHOOK_PUBLIC_URL", "", "", "base of the media URLs in results (default: http://ADDR)", func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return errors.New("want an absolute http or https URL without query, such as https://music.example.com")
+		}
+		c.PublicURL = strings.TrimRight(v, "/")
+		return nil
+	}},
+	{"api-keys", "TUNEHOOK_API_KEYS", "", "", "accepted bearer keys, comma-separated (default: generate one on first start and keep it in the data dir)", func(c *Config, v string) error {
+		for k := range strings.SplitSeq(v, ",") {
+			k = strings.TrimSpace(k)
+			if k == "" {
+				continue
+			}
+			for _, r := range k {
+				if r <= ' ' || r > '~' {
+					return errors.New("keys must be printable ASCII without spaces")
+				}
+			}
+			c.APIKeys = append(c.APIKeys, k)
+		}
+		return nil
+	}},
+	{"callback-timeout", "TUNEHOOK_CALLBACK_TIMEOUT", "15s", "", "time limit of one callback attempt, connect to last byte", func(c *Config, v string) error {
+		d, err := parseDuration(v, time.Millisecond, 10*time.Minute)
+		c.CallbackTimeout = d
+		return err
+	}},
+	{"callback-retry-delays", "TUNEHOOK_CALLBACK_RETRY_DELAYS", "1m,5m,15m", "", `pause before each retry of a failed callback; the count is the number of retries ("none": no retries)`, func(c *Config, v string) error {
+		if v == "none" {
+			c.CallbackRetryDelays = []time.Duration{}
+			return nil
+		}
+		ds, err := parseDurations(v, time.Millisecond, 7*24*time.Hour)
+		if err != nil {
+			return err
+		}
+		if len(ds) > 20 {
+			return errors.New("at most 20 retries")
+		}
+		c.CallbackRetryDelays = ds
+		return nil
+	}},
+	{"allow-private-callbacks", "TUNEHOOK_ALLOW_PRIVATE_CALLBACKS", "false", "true", "allow callbacks to loopback and private addresses (development)", func(c *Config, v string) error {
+		b, err := parseBool(v)
+		c.AllowPrivateCallbacks = b
+		return err
+	}},
+	{"webhook-hmac-key", "TUNEHOOK_WEBHOOK_HMAC_KEY", "", "", "key that signs callbacks (a whsec_<base64> secret is decoded); empty: unsigned", func(c *Config, v string) error {
+		if rest, ok := strings.CutPrefix(v, "whsec_"); ok {
+			if _, err := base64.StdEncoding.DecodeString(rest); err != nil || rest == "" {
+				return errors.New("a whsec_ key must be followed by standard base64")
+			}
+		}
+		c.WebhookHMACKey = v
+		return nil
+	}},
+	{"simulation", "TUNEHOOK_SIMULATION", "false", "true", "honour tunehook:fail:CODE tokens in prompts", func(c *Config, v string) error {
+		b, err := parseBool(v)
+		c.Simulation = b
+		return err
+	}},
+	{"synth-delays", "TUNEHOOK_SYNTH_DELAYS", "10s,25s,30s", "1s,2s,2s", "pauses before the text, first and complete stages", func(c *Config, v string) error {
+		ds, err := parseDurations(v, 0, time.Hour)
+		if err != nil {
+			return err
+		}
+		if len(ds) != 3 {
+			return fmt.Errorf("want 3 durations (text, first, complete), got %d", len(ds))
+		}
+		c.SynthDelays = [3]time.Duration(ds)
+		return nil
+	}},
+	{"synth-duration", "TUNEHOOK_SYNTH_DURATION", "", "30s", "fixed length of every track (default: 2 to 4 minutes per track)", func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		d, err := parseDuration(v, time.Second, 8*time.Minute)
+		c.SynthDuration = d
+		return err
+	}},
+}
+
+// Load reads the settings of tunehook serve from args (the flags after the
+// subcommand) and getenv. A flag wins over its variable, which wins over the
+// default; --dev changes some defaults into the sandbox preset. Usage and
+// flag errors go to output.
+func Load(args []string, getenv func(string) string, output io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("tunehook serve", flag.ContinueOnError)
+	fs.SetOutput(output)
+	dev := fs.Bool("dev", false, "sandbox preset: private callbacks allowed, simulation on, short stages and tracks")
+	values := make([]*string, len(settings))
+	for i, s := range settings {
+		values[i] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	c := Config{Dev: *dev}
+	for i, s := range settings {
+		v, source := s.def, "default of "+s.env
+		if c.Dev && s.devDef != "" {
+			v, source = s.devDef, "--dev default of "+s.env
+		}
+		if e := getenv(s.env); e != "" {
+			v, source = strings.TrimSpace(e), s.env
+		}
+		if given[s.flag] {
+			v, source = strings.TrimSpace(*values[i]), "--"+s.flag
+		}
+		if err := s.set(&c, v); err != nil {
+			return Config{}, fmt.Errorf("%s: invalid value %q: %w", source, v, err)
+		}
+	}
+	if c.MediaDir == "" {
+		c.MediaDir = filepath.Join(c.DataDir, "media")
+	}
+	return c, nil
+}
+
+func parseBool(v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errors.New("want true or false")
+	}
+	return b, nil
+}
+
+func parseDuration(v string, low, high time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, errors.New("want a duration such as 15s, 1m30s or 500ms")
+	}
+	if d < low || d > high {
+		return 0, fmt.Errorf("want a duration from %v to %v", low, high)
+	}
+	return d, nil
+}
+
+func parseDurations(v string, low, high time.Duration) ([]time.Duration, error) {
+	var ds []time.Duration
+	for part := range strings.SplitSeq(v, ",") {
+		d, err := parseDuration(strings.TrimSpace(part), low, high)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", strings.TrimSpace(part), err)
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}

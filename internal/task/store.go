@@ -1,0 +1,120 @@
+package task
+
+import (
+	"context"
+	"time"
+)
+
+// DeliveryState is where a callback stands.
+type DeliveryState string
+
+// A callback is pending until an attempt succeeds (delivered) or its last
+// retry fails (exhausted). Both are final.
+const (
+	DeliveryPending   DeliveryState = "pending"
+	DeliveryDelivered DeliveryState = "delivered"
+	DeliveryExhausted DeliveryState = "exhausted"
+)
+
+// Callback is one stage's notification to a task's callBackUrl, with its own
+// retry schedule.
+type Callback struct {
+	ID     string // also the webhook-id it is signed with, stable across retries
+	TaskID string
+	Stage  Stage
+	URL    string
+	// Body is the JSON sent, fixed when the stage commits so that every
+	// attempt sends the same bytes.
+	Body          []byte
+	State         DeliveryState
+	Attempts      int       // attempts recorded so far
+	NextAttemptAt time.Time // zero once final
+	CreatedAt     time.Time
+	FinishedAt    time.Time // when it became delivered or exhausted
+	History       []Attempt // filled by Store.Callbacks only
+}
+
+// Attempt is one POST of a callback and what came of it.
+type Attempt struct {
+	CallbackID string
+	N          int // 1 for the first attempt, 2 for the first retry, ...
+	StartedAt  time.Time
+	Duration   time.Duration
+	StatusCode int    // 0 when no response arrived
+	Error      string // empty when the attempt succeeded
+	Response   []byte // the first bytes of the answer
+}
+
+// StageCommit is the outcome of one stage of a task, applied by
+// Store.CommitStage in one transaction together with the callback it sends.
+type StageCommit struct {
+	TaskID string
+	From   Status // the status the task must still have: a fence against committing a stage twice
+	To     Status
+	Text   *Text  // set by the text stage
+	Track  *Track // the track the stage finished, if any
+	// Failure is set when the stage failed the task; To is then its status.
+	Failure *Failure
+	// RunAt is when the next stage is due; ignored when To is final.
+	RunAt    time.Time
+	Callback *Callback
+}
+
+// Store persists tasks and callbacks and is the work queue of both. Every
+// method is one domain operation in its own transaction. Implementations
+// must pass the suite in internal/storetest.
+//
+// Work is handed out under leases: a claim belongs to its owner until the
+// lease expires; an owner that dies simply lets it expire, and the work
+// becomes claimable again. Methods that act under a lease return
+// ErrLeaseLost when the owner no longer holds it.
+type Store interface {
+	// CreateTask stores t as a new task, due at t.RunAt.
+	CreateTask(ctx context.Context, t *Task) error
+	// Task returns the task with its tracks, or ErrNotFound.
+	Task(ctx context.Context, id string) (*Task, error)
+
+	// ClaimTasks leases up to limit tasks whose next stage is due and whose
+	// lease is free or expired to owner for lease, oldest due first, and
+	// counts the claim in StageAttempts.
+	ClaimTasks(ctx context.Context, owner string, limit int, lease time.Duration) ([]*Task, error)
+	// ExtendTaskLease renews owner's lease on a task (a heartbeat), or
+	// returns ErrLeaseLost.
+	ExtendTaskLease(ctx context.Context, taskID, owner string, lease time.Duration) error
+	// CommitStage applies c to a task leased by owner, inserts c.Callback,
+	// and frees the lease. It returns ErrLeaseLost when owner's lease is
+	// gone or the task's status is no longer c.From.
+	CommitStage(ctx context.Context, owner string, c StageCommit) error
+	// ReleaseTask frees owner's lease and makes the task due at runAt,
+	// without changing its stage: for work handed back at shutdown or
+	// postponed after a transient error. The released claim still counts in
+	// StageAttempts. It returns ErrLeaseLost when owner holds no lease.
+	ReleaseTask(ctx context.Context, taskID, owner string, runAt time.Time) error
+	// NextTaskDue returns when the earliest unfinished task is due, or the
+	// zero time when there is none.
+	NextTaskDue(ctx context.Context) (time.Time, error)
+	// TaskReady signals, without blocking its sender, that a task may have
+	// become due: a task was created, a stage committed, a lease released.
+	TaskReady() <-chan struct{}
+
+	// ClaimCallbacks leases up to limit pending callbacks whose next attempt
+	// is due to owner for lease, earliest due first.
+	ClaimCallbacks(ctx context.Context, owner string, limit int, lease time.Duration) ([]*Callback, error)
+	// RecordAttempt stores attempt a of a callback leased by owner, frees
+	// the lease and moves the callback to state: delivered, exhausted, or
+	// pending again until next. It returns ErrLeaseLost when owner's lease
+	// is gone.
+	RecordAttempt(ctx context.Context, owner string, a Attempt, state DeliveryState, next time.Time) error
+	// NextCallbackDue returns when the earliest pending callback is due, or
+	// the zero time when there is none.
+	NextCallbackDue(ctx context.Context) (time.Time, error)
+	// CallbackReady signals, without blocking its sender, that a callback
+	// may have become due.
+	CallbackReady() <-chan struct{}
+	// Callbacks returns the callbacks of a task, oldest first, each with
+	// its History of attempts.
+	Callbacks(ctx context.Context, taskID string) ([]*Callback, error)
+
+	// Close releases the store's resources.
+	Close() error
+}

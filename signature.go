@@ -1,0 +1,60 @@
+package tunehook
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Headers of the two signature schemes tunehook signs callbacks with.
+const (
+	// HeaderTimestamp and HeaderSignature are the widely copied scheme:
+	// base64(HMAC-SHA256(key, task_id + "." + timestamp)). It does not cover
+	// the body.
+	HeaderTimestamp = "X-Webhook-Timestamp"
+	HeaderSignature = "X-Webhook-Signature"
+	// HeaderWebhookID, HeaderWebhookTimestamp and HeaderWebhookSignature are
+	// Standard Webhooks: "v1," + base64(HMAC-SHA256(key, id + "." +
+	// timestamp + "." + body)). The id is stable across the retries of one
+	// callback and differs between stages.
+	HeaderWebhookID        = "webhook-id"
+	HeaderWebhookTimestamp = "webhook-timestamp"
+	HeaderWebhookSignature = "webhook-signature"
+)
+
+// SigningKey returns the HMAC key bytes of a configured secret. A secret in
+// the Standard Webhooks form "whsec_<base64>" stands for its decoded bytes,
+// so that Standard Webhooks libraries verify what tunehook signs; any other
+// secret is used as it is.
+func SigningKey(secret string) []byte {
+	if rest, ok := strings.CutPrefix(secret, "whsec_"); ok {
+		if b, err := base64.StdEncoding.DecodeString(rest); err == nil {
+			return b
+		}
+	}
+	return []byte(secret)
+}
+
+// Sign sets on h the headers of both signature schemes for a callback body
+// of task taskID, sent as webhook id at time ts and signed with key.
+func Sign(h http.Header, key []byte, id, taskID string, ts time.Time, body []byte) {
+	stamp := strconv.FormatInt(ts.Unix(), 10)
+	h.Set(HeaderTimestamp, stamp)
+	h.Set(HeaderSignature, mac(key, taskID, ".", stamp))
+	// Standard Webhooks header names are lower-case; set them as written.
+	h[HeaderWebhookID] = []string{id}
+	h[HeaderWebhookTimestamp] = []string{stamp}
+	h[HeaderWebhookSignature] = []string{"v1," + mac(key, id, ".", stamp, ".", string(body))}
+}
+
+func mac(key []byte, parts ...string) string {
+	m := hmac.New(sha256.New, key)
+	for _, p := range parts {
+		m.Write([]byte(p))
+	}
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}

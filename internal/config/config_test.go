@@ -1,0 +1,163 @@
+package config
+
+import (
+	"io"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Addr:                "127.0.0.1:8080",
+		DataDir:             "tunehook-data",
+		MediaDir:            filepath.Join("tunehook-data", "media"),
+		CallbackTimeout:     15 * time.Second,
+		CallbackRetryDelays: []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute},
+		SynthDelays:         [3]time.Duration{10 * time.Second, 25 * time.Second, 30 * time.Second},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got %+v,\nwant %+v", c, want)
+	}
+}
+
+func TestLoadEveryName(t *testing.T) {
+	t.Parallel()
+	e := map[string]string{
+		"TUNEHOOK_ADDR":                    "0.0.0.0:9000",
+		"TUNEHOOK_DATA_DIR":                "/var/lib/tunehook/",
+		"TUNEHOOK_DATABASE_URL":            "postgres://u@db/tunehook",
+		"TUNEHOOK_MEDIA_DIR":               "/srv/media",
+		"TUNEHOOK_PUBLIC_URL":              "https://music.example.com/",
+		"TUNEHOOK_API_KEYS":                " key-one , key-two,,",
+		"TUNEHOOK_CALLBACK_TIMEOUT":        "2s",
+		"TUNEHOOK_CALLBACK_RETRY_DELAYS":   "1s, 2s,3s",
+		"TUNEHOOK_ALLOW_PRIVATE_CALLBACKS": "true",
+		"TUNEHOOK_WEBHOOK_HMAC_KEY":        "whsec_c2VjcmV0",
+		"TUNEHOOK_SIMULATION":              "1",
+		"TUNEHOOK_SYNTH_DELAYS":            "0s,100ms,200ms",
+		"TUNEHOOK_SYNTH_DURATION":          "5s",
+	}
+	c, err := Load(nil, env(e), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		Addr:                  "0.0.0.0:9000",
+		DataDir:               "/var/lib/tunehook",
+		DatabaseURL:           "postgres://u@db/tunehook",
+		MediaDir:              "/srv/media",
+		PublicURL:             "https://music.example.com",
+		APIKeys:               []string{"key-one", "key-two"},
+		CallbackTimeout:       2 * time.Second,
+		CallbackRetryDelays:   []time.Duration{time.Second, 2 * time.Second, 3 * time.Second},
+		AllowPrivateCallbacks: true,
+		WebhookHMACKey:        "whsec_c2VjcmV0",
+		Simulation:            true,
+		SynthDelays:           [3]time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond},
+		SynthDuration:         5 * time.Second,
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got %+v,\nwant %+v", c, want)
+	}
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	t.Parallel()
+	e := env(map[string]string{"TUNEHOOK_CALLBACK_TIMEOUT": "3s", "TUNEHOOK_SYNTH_DURATION": "9s"})
+	c, err := Load([]string{"--callback-timeout", "4s", "--dev"}, e, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CallbackTimeout != 4*time.Second {
+		t.Errorf("flag over env: got %v, want 4s", c.CallbackTimeout)
+	}
+	if c.SynthDuration != 9*time.Second {
+		t.Errorf("env over --dev default: got %v, want 9s", c.SynthDuration)
+	}
+	if !c.Dev || !c.Simulation || !c.AllowPrivateCallbacks || c.SynthDelays[2] != 2*time.Second {
+		t.Errorf("--dev preset not applied: %+v", c)
+	}
+}
+
+func TestLoadNoRetries(t *testing.T) {
+	t.Parallel()
+	c, err := Load(nil, env(map[string]string{"TUNEHOOK_CALLBACK_RETRY_DELAYS": "none"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CallbackRetryDelays == nil || len(c.CallbackRetryDelays) != 0 {
+		t.Errorf("got %#v, want an empty, non-nil list", c.CallbackRetryDelays)
+	}
+}
+
+// Every bad value is refused with a message that names where it came from.
+func TestLoadRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, value string
+		wantInError string
+	}{
+		{"TUNEHOOK_ADDR", "8080", "host:port"},
+		{"TUNEHOOK_ADDR", "localhost:http", "port"},
+		{"TUNEHOOK_ADDR", "localhost:70000", "port"},
+		{"TUNEHOOK_DATABASE_URL", "mysql://db", "postgres"},
+		{"TUNEHOOK_PUBLIC_URL", "music.example.com", "absolute"},
+		{"TUNEHOOK_PUBLIC_URL", "ftp://music.example.com", "http"},
+		{"TUNEHOOK_PUBLIC_URL", "https://x.example/?a=1", "query"},
+		{"TUNEHOOK_API_KEYS", "good,bad key", "printable"},
+		{"TUNEHOOK_CALLBACK_TIMEOUT", "15", "duration"},
+		{"TUNEHOOK_CALLBACK_TIMEOUT", "0s", "from"},
+		{"TUNEHOOK_CALLBACK_TIMEOUT", "-1s", "from"},
+		{"TUNEHOOK_CALLBACK_TIMEOUT", "11m", "from"},
+		{"TUNEHOOK_CALLBACK_RETRY_DELAYS", "1m,,5m", "duration"},
+		{"TUNEHOOK_CALLBACK_RETRY_DELAYS", "1m,-5m", "from"},
+		{"TUNEHOOK_CALLBACK_RETRY_DELAYS", strings.Repeat("1s,", 20) + "1s", "20"},
+		{"TUNEHOOK_ALLOW_PRIVATE_CALLBACKS", "yes", "true or false"},
+		{"TUNEHOOK_WEBHOOK_HMAC_KEY", "whsec_!!!", "base64"},
+		{"TUNEHOOK_SIMULATION", "on", "true or false"},
+		{"TUNEHOOK_SYNTH_DELAYS", "1s,2s", "3 durations"},
+		{"TUNEHOOK_SYNTH_DELAYS", "1s,2s,3s,4s", "3 durations"},
+		{"TUNEHOOK_SYNTH_DELAYS", "1s,2s,2h", "from"},
+		{"TUNEHOOK_SYNTH_DURATION", "9m", "from"},
+		{"TUNEHOOK_SYNTH_DURATION", "500ms", "from"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			t.Parallel()
+			_, err := Load(nil, env(map[string]string{tt.name: tt.value}), io.Discard)
+			if err == nil {
+				t.Fatalf("got no error, want one")
+			}
+			for _, want := range []string{tt.name, tt.wantInError} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("got %q, want it to mention %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadFlagErrors(t *testing.T) {
+	t.Parallel()
+	if _, err := Load([]string{"--callback-timeout", "soon"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--callback-timeout") {
+		t.Errorf("got %v, want an error naming --callback-timeout", err)
+	}
+	if _, err := Load([]string{"--no-such-flag"}, env(nil), io.Discard); err == nil {
+		t.Error("got no error for an unknown flag")
+	}
+	if _, err := Load([]string{"extra"}, env(nil), io.Discard); err == nil {
+		t.Error("got no error for a stray argument")
+	}
+}

@@ -49,19 +49,17 @@ var simulationToken = regexp.MustCompile(`tunehook:fail:(\d{3})(@first)?`)
 // first). ok is false when the request holds no token for a seed code.
 func (r Request) SimulatedFailure() (f *Failure, at Stage, ok bool) {
 	for _, s := range []string{r.Prompt, r.Style, r.Title} {
-		m := simulationToken.FindStringSubmatch(s)
-		if m == nil {
-			continue
+		for _, m := range simulationToken.FindAllStringSubmatch(s, -1) {
+			code, _ := strconv.Atoi(m[1])
+			if _, known := failureCodes[code]; !known {
+				continue
+			}
+			at = StageText
+			if m[2] != "" {
+				at = StageComplete
+			}
+			return NewFailure(code), at, true
 		}
-		code, _ := strconv.Atoi(m[1])
-		if _, known := failureCodes[code]; !known {
-			continue
-		}
-		at = StageText
-		if m[2] != "" {
-			at = StageComplete
-		}
-		return NewFailure(code), at, true
 	}
 	return nil, "", false
 }

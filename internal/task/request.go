@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 )
@@ -49,6 +50,9 @@ func (r Request) IsInstrumental() bool { return r.Instrumental != nil && *r.Inst
 // ParseRequest decodes and validates a generate request. Every error is an
 // *Error that names the field at fault.
 func ParseRequest(body []byte) (Request, error) {
+	if b := bytes.TrimSpace(body); len(b) > 0 && b[0] != '{' {
+		return Request{}, Errorf(CodeInvalid, "The request body must be a JSON object.")
+	}
 	var r Request
 	if err := unmarshalStrict(body, &r); err != nil {
 		return Request{}, jsonError(err)
@@ -195,8 +199,10 @@ func jsonError(err error) *Error {
 	switch {
 	case errors.As(err, &typeErr) && typeErr.Field == "":
 		return Errorf(CodeInvalid, "The request body must be a JSON object.")
+	case errors.As(err, &typeErr) && typeErr.Type.Kind() == reflect.Float64 && strings.HasPrefix(typeErr.Value, "number"):
+		return Errorf(CodeInvalid, "%s is out of range; use a number between 0.00 and 1.00.", typeErr.Field)
 	case errors.As(err, &typeErr):
-		return Errorf(CodeInvalid, "%s must be %s, not a JSON %s.", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		return Errorf(CodeInvalid, "%s must be %s, not a JSON %s.", typeErr.Field, jsonKind(typeErr.Type.Kind()), jsonValueKind(typeErr.Value))
 	case errors.As(err, &syntaxErr):
 		return Errorf(CodeInvalid, "The request body is not valid JSON: %s at byte %d.", syntaxErr.Error(), syntaxErr.Offset)
 	case errors.Is(err, io.EOF):
@@ -207,16 +213,25 @@ func jsonError(err error) *Error {
 	return Errorf(CodeInvalid, "The request body is not valid JSON: %s.", err.Error())
 }
 
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "bool", "ptr":
+// jsonKind names what a field of kind k takes. Pointer fields report their
+// element's kind: the decoder follows the pointer before it fails.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Bool:
 		return "a boolean"
-	case "float64":
+	case reflect.Float64:
 		return "a number"
-	case "string":
-		return "a string"
 	}
-	return "a " + goKind
+	return "a string"
+}
+
+// jsonValueKind names the JSON value a client sent, as the decoder reports
+// it ("bool", "number", "string", "array", "object").
+func jsonValueKind(v string) string {
+	if v == "bool" {
+		return "boolean"
+	}
+	return v
 }
 
 func blank(s string) bool { return strings.TrimSpace(s) == "" }

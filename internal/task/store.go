@@ -69,7 +69,7 @@ type StageCommit struct {
 // becomes claimable again. Methods that act under a lease return
 // ErrLeaseLost when the owner no longer holds it.
 type Store interface {
-	// CreateTask stores t as a new task, due at t.RunAt.
+	// CreateTask stores t as a new task, due at t.RunAt, which must be set.
 	CreateTask(ctx context.Context, t *Task) error
 	// Task returns the task with its tracks, or ErrNotFound.
 	Task(ctx context.Context, id string) (*Task, error)
@@ -81,17 +81,19 @@ type Store interface {
 	// ExtendTaskLease renews owner's lease on a task (a heartbeat), or
 	// returns ErrLeaseLost.
 	ExtendTaskLease(ctx context.Context, taskID, owner string, lease time.Duration) error
-	// CommitStage applies c to a task leased by owner, inserts c.Callback,
-	// and frees the lease. It returns ErrLeaseLost when owner's lease is
-	// gone or the task's status is no longer c.From.
+	// CommitStage applies c to a task leased by owner, inserts c.Track and
+	// c.Callback (filed under c.TaskID; the callback as pending with no
+	// attempts), and frees the lease. It returns ErrLeaseLost when owner's
+	// lease is gone or the task's status is no longer c.From.
 	CommitStage(ctx context.Context, owner string, c StageCommit) error
 	// ReleaseTask frees owner's lease and makes the task due at runAt,
 	// without changing its stage: for work handed back at shutdown or
 	// postponed after a transient error. The released claim still counts in
 	// StageAttempts. It returns ErrLeaseLost when owner holds no lease.
 	ReleaseTask(ctx context.Context, taskID, owner string, runAt time.Time) error
-	// NextTaskDue returns when the earliest unfinished task is due, or the
-	// zero time when there is none.
+	// NextTaskDue returns when the earliest unfinished task can be claimed
+	// (its RunAt, or its lease's expiry if that is later), or the zero time
+	// when there is none.
 	NextTaskDue(ctx context.Context) (time.Time, error)
 	// TaskReady signals, without blocking its sender, that a task may have
 	// become due: a task was created, a stage committed, a lease released.
@@ -105,14 +107,15 @@ type Store interface {
 	// pending again until next. It returns ErrLeaseLost when owner's lease
 	// is gone.
 	RecordAttempt(ctx context.Context, owner string, a Attempt, state DeliveryState, next time.Time) error
-	// NextCallbackDue returns when the earliest pending callback is due, or
-	// the zero time when there is none.
+	// NextCallbackDue returns when the earliest pending callback can be
+	// claimed (its NextAttemptAt, or its lease's expiry if that is later),
+	// or the zero time when there is none.
 	NextCallbackDue(ctx context.Context) (time.Time, error)
 	// CallbackReady signals, without blocking its sender, that a callback
 	// may have become due.
 	CallbackReady() <-chan struct{}
 	// Callbacks returns the callbacks of a task, oldest first, each with
-	// its History of attempts.
+	// its History of attempts; none (not ErrNotFound) for an unknown task.
 	Callbacks(ctx context.Context, taskID string) ([]*Callback, error)
 
 	// Close releases the store's resources.

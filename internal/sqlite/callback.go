@@ -1,0 +1,202 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tunehook/tunehook/internal/task"
+)
+
+// callbackColumns are the columns scanCallback reads, in its order.
+const callbackColumns = `id, task_id, stage, url, body, state, attempts, next_attempt_at, created_at, finished_at`
+
+// scanCallback reads one row of callbackColumns.
+func scanCallback(row interface{ Scan(...any) error }) (*task.Callback, error) {
+	var (
+		c              task.Callback
+		next, finished sql.NullInt64
+		created        int64
+	)
+	err := row.Scan(&c.ID, &c.TaskID, &c.Stage, &c.URL, &c.Body, &c.State, &c.Attempts, &next, &created, &finished)
+	if err != nil {
+		return nil, err
+	}
+	c.NextAttemptAt, c.CreatedAt, c.FinishedAt = fromNullMS(next), fromMS(created), fromNullMS(finished)
+	return &c, nil
+}
+
+// insertCallback stores c as a new pending callback of task taskID, due at
+// c.NextAttemptAt. A second callback for the same stage of a task violates
+// UNIQUE (task_id, stage).
+func insertCallback(ctx context.Context, tx *sql.Tx, taskID string, c *task.Callback) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO callbacks (id, task_id, stage, url, body, state, attempts, next_attempt_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+		c.ID, taskID, c.Stage, c.URL, c.Body, task.DeliveryPending, ms(c.NextAttemptAt), ms(c.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("insert %s callback %s: %w", c.Stage, c.ID, err)
+	}
+	return nil
+}
+
+// ClaimCallbacks leases up to limit due pending callbacks to owner,
+// earliest due first. Final callbacks have no next_attempt_at and never
+// match.
+func (s *Store) ClaimCallbacks(ctx context.Context, owner string, limit int, lease time.Duration) ([]*task.Callback, error) {
+	// SQLite reads a negative LIMIT as no limit at all.
+	if limit <= 0 {
+		return nil, nil
+	}
+	now := s.now()
+	var cbs []*task.Callback
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE callbacks
+			SET lease_owner = ?, lease_until = ?
+			WHERE id IN (
+				SELECT id FROM callbacks
+				WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
+					AND (lease_until IS NULL OR lease_until <= ?)
+				ORDER BY next_attempt_at, created_at, id
+				LIMIT ?)
+			RETURNING `+callbackColumns,
+			owner, ms(now.Add(lease)), ms(now), ms(now), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c, err := scanCallback(rows)
+			if err != nil {
+				return err
+			}
+			cbs = append(cbs, c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim callbacks for %s: %w", owner, err)
+	}
+	// RETURNING has no order of its own; restore the claim's.
+	slices.SortFunc(cbs, func(a, b *task.Callback) int {
+		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return cbs, nil
+}
+
+// RecordAttempt stores attempt a of a callback under owner's unexpired
+// lease, frees the lease and moves the callback to state, due again at next
+// while it stays pending.
+func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
+	now := s.now()
+	var nextAt, finishedAt sql.NullInt64
+	switch state {
+	case task.DeliveryPending:
+		nextAt = sql.NullInt64{Int64: ms(next), Valid: true}
+	case task.DeliveryDelivered, task.DeliveryExhausted:
+		finishedAt = sql.NullInt64{Int64: ms(now), Valid: true}
+	default:
+		return fmt.Errorf("record attempt %d of callback %s: unknown delivery state %q", a.N, a.CallbackID, state)
+	}
+	// A zero status code means no response arrived: NULL says so.
+	status := sql.NullInt64{Int64: int64(a.StatusCode), Valid: a.StatusCode != 0}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		err := fenced(tx.ExecContext(ctx, `UPDATE callbacks
+			SET state = ?, attempts = ?, next_attempt_at = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL
+			WHERE id = ? AND lease_owner = ? AND lease_until > ?`,
+			state, a.N, nextAt, finishedAt, a.CallbackID, owner, ms(now)))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO attempts (callback_id, n, started_at, duration_ms, status_code, error, response)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			a.CallbackID, a.N, ms(a.StartedAt), a.Duration.Milliseconds(), status, a.Error, a.Response)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record attempt %d of callback %s: %w", a.N, a.CallbackID, err)
+	}
+	signal(s.callbackReady)
+	return nil
+}
+
+// NextCallbackDue returns when the earliest pending callback can be
+// claimed: at its next attempt, or when its lease expires if that is later
+// (see NextTaskDue).
+func (s *Store) NextCallbackDue(ctx context.Context) (time.Time, error) {
+	next, err := s.nextDue(ctx, `SELECT min(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)
+		FROM callbacks WHERE next_attempt_at IS NOT NULL`)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next callback due: %w", err)
+	}
+	return next, nil
+}
+
+// CallbackReady signals after a callback was inserted or an attempt
+// recorded.
+func (s *Store) CallbackReady() <-chan struct{} { return s.callbackReady }
+
+// Callbacks returns the callbacks of a task in the order they were created,
+// callbacks created at the same millisecond in stage order, each with its
+// attempts in the order they were made.
+func (s *Store) Callbacks(ctx context.Context, taskID string) ([]*task.Callback, error) {
+	var cbs []*task.Callback
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+callbackColumns+` FROM callbacks WHERE task_id = ?
+			ORDER BY created_at,
+				CASE stage WHEN 'text' THEN 0 WHEN 'first' THEN 1 WHEN 'complete' THEN 2 ELSE 3 END`, taskID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		byID := make(map[string]*task.Callback)
+		for rows.Next() {
+			c, err := scanCallback(rows)
+			if err != nil {
+				return err
+			}
+			cbs = append(cbs, c)
+			byID[c.ID] = c
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return loadHistory(ctx, tx, taskID, byID)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("callbacks of task %s: %w", taskID, err)
+	}
+	return cbs, nil
+}
+
+// loadHistory appends the attempts of task taskID's callbacks to their
+// History, ordered by n.
+func loadHistory(ctx context.Context, tx *sql.Tx, taskID string, byID map[string]*task.Callback) error {
+	rows, err := tx.QueryContext(ctx, `SELECT a.callback_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response
+		FROM attempts a JOIN callbacks c ON c.id = a.callback_id
+		WHERE c.task_id = ? ORDER BY a.callback_id, a.n`, taskID)
+	if err != nil {
+		return fmt.Errorf("load attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			a                   task.Attempt
+			started, durationMS int64
+			status              sql.NullInt64
+		)
+		if err := rows.Scan(&a.CallbackID, &a.N, &started, &durationMS, &status, &a.Error, &a.Response); err != nil {
+			return fmt.Errorf("load attempts: %w", err)
+		}
+		a.StartedAt, a.Duration, a.StatusCode = fromMS(started), time.Duration(durationMS)*time.Millisecond, int(status.Int64)
+		c := byID[a.CallbackID]
+		c.History = append(c.History, a)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load attempts: %w", err)
+	}
+	return nil
+}

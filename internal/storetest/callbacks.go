@@ -1,0 +1,291 @@
+package storetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tunehook/tunehook/internal/task"
+)
+
+func testClaimCallbacks(t *testing.T, open opener) {
+	st, clock := open(t)
+	now := clock.Now()
+	// Neither insertion nor ID order is due order.
+	cbs := addCallbacks(t, st, clock,
+		now.Add(time.Minute), now.Add(-time.Minute), now.Add(-5*time.Minute),
+		now.Add(-2*time.Minute), now.Add(-4*time.Minute), now.Add(-3*time.Minute))
+	future, c, final, b, leased, a := cbs[0], cbs[1], cbs[2], cbs[3], cbs[4], cbs[5]
+
+	checkEqual(t, "claim of the final one", claimCallbacks(t, st, "other", 1, lease), []*task.Callback{final})
+	recordAttempt(t, st, "other", task.Attempt{CallbackID: final.ID, N: 1, StartedAt: now, StatusCode: 204},
+		task.DeliveryDelivered, time.Time{})
+	checkIDs(t, "claim of the leased one", callbackIDs(claimCallbacks(t, st, "other", 1, time.Hour)), []string{leased.ID})
+
+	steps := []struct {
+		limit int
+		want  []*task.Callback
+	}{
+		{0, nil},
+		{-1, nil},
+		{2, []*task.Callback{a, b}},
+		{10, []*task.Callback{c}},
+		{10, nil},
+	}
+	for i, s := range steps {
+		// Claims return every field.
+		checkEqual(t, fmt.Sprintf("claim %d (limit %d)", i+1, s.limit), claimCallbacks(t, st, ownerA, s.limit, lease), s.want)
+	}
+	clock.Advance(time.Minute)
+	checkIDs(t, "claim once future is due", callbackIDs(claimCallbacks(t, st, ownerA, 10, lease)), []string{future.ID})
+	clock.Advance(24 * time.Hour)
+	// Everything but the final one, whose leases have all expired.
+	checkIDs(t, "claim after every lease expired", callbackIDs(claimCallbacks(t, st, ownerA, 10, lease)),
+		[]string{leased.ID, a.ID, b.ID, c.ID, future.ID})
+}
+
+func testCallbackLeaseExpiry(t *testing.T, open opener) {
+	st, clock := open(t)
+	cb := addCallbacks(t, st, clock, clock.Now())[0]
+	attempt := func(n int) task.Attempt {
+		return task.Attempt{CallbackID: cb.ID, N: n, StartedAt: clock.Now(), Duration: 20 * time.Millisecond, StatusCode: 200}
+	}
+
+	checkIDs(t, "first claim", callbackIDs(claimCallbacks(t, st, ownerA, 10, 30*time.Second)), []string{cb.ID})
+	clock.Advance(29 * time.Second)
+	checkIDs(t, "claim while leased", callbackIDs(claimCallbacks(t, st, ownerB, 10, lease)), nil)
+	clock.Advance(time.Second)
+	checkIDs(t, "claim after expiry", callbackIDs(claimCallbacks(t, st, ownerB, 10, 30*time.Second)), []string{cb.ID})
+
+	// Owner A lost the callback: its attempt is not recorded.
+	checkLeaseLost(t, "RecordAttempt by old owner",
+		st.RecordAttempt(t.Context(), ownerA, attempt(1), task.DeliveryDelivered, time.Time{}))
+	checkEqual(t, "callbacks after old owner's attempt", getCallbacks(t, st, cb.TaskID), []*task.Callback{cb})
+
+	// An expired lease is lost even when nobody claimed the callback since.
+	clock.Advance(30 * time.Second)
+	checkLeaseLost(t, "RecordAttempt after expiry",
+		st.RecordAttempt(t.Context(), ownerB, attempt(1), task.DeliveryDelivered, time.Time{}))
+	checkIDs(t, "third claim", callbackIDs(claimCallbacks(t, st, ownerC, 10, lease)), []string{cb.ID})
+	recordAttempt(t, st, ownerC, attempt(1), task.DeliveryDelivered, time.Time{})
+	want := *cb
+	want.State, want.Attempts, want.NextAttemptAt, want.FinishedAt, want.History =
+		task.DeliveryDelivered, 1, time.Time{}, clock.Now(), []task.Attempt{attempt(1)}
+	checkEqual(t, "callbacks after delivery", getCallbacks(t, st, cb.TaskID), []*task.Callback{&want})
+}
+
+func testConcurrentCallbackClaims(t *testing.T, open opener) {
+	const callbacks, claimers = 200, 16
+	st, clock := open(t)
+	dues := make([]time.Time, callbacks)
+	for i := range dues {
+		dues[i] = clock.Now().Add(-time.Duration(i) * time.Millisecond)
+	}
+	addCallbacks(t, st, clock, dues...)
+	claimedBy := claimConcurrently(t, claimers, func(owner string, limit int) ([]string, error) {
+		got, err := st.ClaimCallbacks(t.Context(), owner, limit, time.Hour)
+		return callbackIDs(got), err
+	})
+	if len(claimedBy) != callbacks {
+		t.Errorf("got %d callbacks claimed, want %d", len(claimedBy), callbacks)
+	}
+}
+
+func testRecordAttempt(t *testing.T, open opener) {
+	tests := []struct {
+		name    string
+		attempt task.Attempt
+		state   task.DeliveryState
+		next    time.Duration // from the end of the attempt to the next; pending only
+	}{
+		{
+			name:    "failed, retried later",
+			attempt: task.Attempt{StatusCode: 503, Error: "server answered 503 Service Unavailable", Response: []byte("busy, try later")},
+			state:   task.DeliveryPending, next: time.Minute,
+		},
+		{
+			name:    "delivered",
+			attempt: task.Attempt{StatusCode: 200, Response: []byte(`{"status":"received"}`)},
+			state:   task.DeliveryDelivered,
+		},
+		{
+			name:    "exhausted without a response",
+			attempt: task.Attempt{Error: "dial tcp 203.0.113.7:443: connect: connection refused"},
+			state:   task.DeliveryExhausted,
+		},
+		{
+			name:    "binary response",
+			attempt: task.Attempt{StatusCode: 500, Error: "server answered 500", Response: []byte{0, 1, 2, 0xff, 0xfe, 'o', 'k', 0}},
+			state:   task.DeliveryPending, next: 5 * time.Minute,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st, clock := open(t)
+			cb := addCallbacks(t, st, clock, clock.Now())[0]
+			clock.Advance(2 * time.Second)
+			claimCallbacks(t, st, ownerA, 1, lease)
+			a := tt.attempt
+			a.CallbackID, a.N, a.StartedAt, a.Duration = cb.ID, 1, clock.Now(), 1234*time.Millisecond
+			clock.Advance(a.Duration)
+			var next time.Time
+			if tt.state == task.DeliveryPending {
+				next = clock.Now().Add(tt.next)
+			}
+			recordAttempt(t, st, ownerA, a, tt.state, next)
+
+			want := *cb
+			want.State, want.Attempts, want.NextAttemptAt, want.History = tt.state, 1, next, []task.Attempt{a}
+			if tt.state != task.DeliveryPending {
+				want.FinishedAt = clock.Now()
+			}
+			checkEqual(t, "callbacks", getCallbacks(t, st, cb.TaskID), []*task.Callback{&want})
+
+			// The zero time for final callbacks: nothing is due.
+			if got, err := st.NextCallbackDue(t.Context()); err != nil || !got.Equal(next) {
+				t.Errorf("NextCallbackDue: got %v, %v, want %v, nil", got, err, next)
+			}
+			checkIDs(t, "claim right after the attempt", callbackIDs(claimCallbacks(t, st, ownerB, 10, lease)), nil)
+			if tt.state == task.DeliveryPending {
+				clock.Advance(tt.next - time.Millisecond)
+				checkIDs(t, "claim just before next", callbackIDs(claimCallbacks(t, st, ownerB, 10, lease)), nil)
+				clock.Advance(time.Millisecond)
+				checkIDs(t, "claim at next", callbackIDs(claimCallbacks(t, st, ownerB, 10, lease)), []string{cb.ID})
+			} else {
+				clock.Advance(24 * time.Hour)
+				checkIDs(t, "claim of a final callback", callbackIDs(claimCallbacks(t, st, ownerB, 10, lease)), nil)
+			}
+		})
+	}
+}
+
+// testAttemptHistory delivers a callback at the third attempt and checks
+// the history of all three.
+func testAttemptHistory(t *testing.T, open opener) {
+	st, clock := open(t)
+	cb := addCallbacks(t, st, clock, clock.Now())[0]
+	type step struct {
+		a     task.Attempt
+		state task.DeliveryState
+		pause time.Duration // before the next attempt
+	}
+	steps := []step{
+		{task.Attempt{N: 1, Duration: 15 * time.Second, Error: "no answer within 15s"}, task.DeliveryPending, time.Minute},
+		{task.Attempt{N: 2, Duration: 87 * time.Millisecond, StatusCode: 404, Error: "server answered 404 Not Found",
+			Response: []byte("404 page not found\n")}, task.DeliveryPending, 5 * time.Minute},
+		{task.Attempt{N: 3, Duration: 3 * time.Millisecond, StatusCode: 202, Response: []byte("{}")}, task.DeliveryDelivered, 0},
+	}
+	var history []task.Attempt
+	for _, s := range steps {
+		checkIDs(t, fmt.Sprintf("claim for attempt %d", s.a.N), callbackIDs(claimCallbacks(t, st, ownerA, 10, time.Minute)), []string{cb.ID})
+		s.a.CallbackID, s.a.StartedAt = cb.ID, clock.Now()
+		clock.Advance(s.a.Duration)
+		var next time.Time
+		if s.state == task.DeliveryPending {
+			next = clock.Now().Add(s.pause)
+		}
+		recordAttempt(t, st, ownerA, s.a, s.state, next)
+		history = append(history, s.a)
+		clock.Advance(s.pause)
+	}
+	want := *cb
+	want.State, want.Attempts, want.NextAttemptAt, want.FinishedAt, want.History =
+		task.DeliveryDelivered, 3, time.Time{}, clock.Now(), history
+	checkEqual(t, "callbacks", getCallbacks(t, st, cb.TaskID), []*task.Callback{&want})
+}
+
+func testNextCallbackDue(t *testing.T, open opener) {
+	st, clock := open(t)
+	ctx := t.Context()
+	now := clock.Now()
+	check := func(step string, want time.Time) {
+		t.Helper()
+		got, err := st.NextCallbackDue(ctx)
+		if err != nil {
+			t.Fatalf("NextCallbackDue %s: %v", step, err)
+		}
+		if !got.Equal(want) {
+			t.Errorf("NextCallbackDue %s: got %v, want %v", step, got, want)
+		}
+	}
+	check("of an empty store", time.Time{})
+
+	final := addCallbacks(t, st, clock, now.Add(-time.Hour))[0]
+	claimCallbacks(t, st, ownerA, 1, lease)
+	recordAttempt(t, st, ownerA, task.Attempt{CallbackID: final.ID, N: 1, StartedAt: now, Error: "refused"},
+		task.DeliveryExhausted, time.Time{})
+	check("with a final callback only", time.Time{})
+
+	cbs := addCallbacks(t, st, clock, now.Add(3*time.Minute), now.Add(time.Minute), now.Add(-time.Second))
+	check("with a due callback", now.Add(-time.Second))
+
+	// A leased callback becomes claimable when its lease expires.
+	checkIDs(t, "claim", callbackIDs(claimCallbacks(t, st, ownerA, 10, 30*time.Second)), []string{cbs[2].ID})
+	check("with the due callback leased", now.Add(30*time.Second))
+	recordAttempt(t, st, ownerA, task.Attempt{CallbackID: cbs[2].ID, N: 1, StartedAt: now, StatusCode: 200},
+		task.DeliveryDelivered, time.Time{})
+	check("with the due callback delivered", now.Add(time.Minute))
+}
+
+// testCallbacksOrder commits a task's callbacks in an order that differs
+// from both their creation and their stage order.
+func testCallbacksOrder(t *testing.T, open opener) {
+	st, clock := open(t)
+	tk := newTask(clock, clock.Now())
+	createTask(t, st, tk)
+	checkEqual(t, "callbacks of a task without any", getCallbacks(t, st, tk.ID), []*task.Callback(nil))
+
+	later := newCallback(clock, tk.ID, task.StageComplete, clock.Now())
+	later.CreatedAt = clock.Now().Add(2 * time.Second)
+	first := newCallback(clock, tk.ID, task.StageFirst, clock.Now())
+	text := newCallback(clock, tk.ID, task.StageText, clock.Now())
+	// Neither the IDs' order nor the insertion order is the one wanted.
+	later.ID, first.ID, text.ID = "msg_a"+later.ID, "msg_b"+first.ID, "msg_c"+text.ID
+	commits := []task.StageCommit{
+		{From: task.StatusPending, To: task.StatusTextSuccess, Text: &sampleText, Callback: later},
+		{From: task.StatusTextSuccess, To: task.StatusFirstSuccess, Track: newTrack(tk.ID, 0, clock.Now()), Callback: first},
+		{From: task.StatusFirstSuccess, To: task.StatusSuccess, Track: newTrack(tk.ID, 1, clock.Now()), Callback: text},
+	}
+	for _, c := range commits {
+		c.TaskID, c.RunAt = tk.ID, clock.Now()
+		claimTask(t, st, ownerA, tk.ID, lease)
+		commit(t, st, ownerA, c)
+	}
+	// Oldest first; created at the same time, in stage order.
+	checkEqual(t, "callbacks", getCallbacks(t, st, tk.ID), []*task.Callback{text, first, later})
+}
+
+// testCallbacksIndependent checks that each stage's callback has its own
+// lease and schedule: a text callback in trouble does not hold back first.
+func testCallbacksIndependent(t *testing.T, open opener) {
+	st, clock := open(t)
+	tk := newTask(clock, clock.Now())
+	createTask(t, st, tk)
+	claimTask(t, st, ownerA, tk.ID, lease)
+	text := newCallback(clock, tk.ID, task.StageText, clock.Now())
+	commit(t, st, ownerA, task.StageCommit{
+		TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &sampleText, RunAt: clock.Now(), Callback: text,
+	})
+	clock.Advance(time.Second)
+	claimTask(t, st, ownerA, tk.ID, lease)
+	first := newCallback(clock, tk.ID, task.StageFirst, clock.Now())
+	commit(t, st, ownerA, task.StageCommit{
+		TaskID: tk.ID, From: task.StatusTextSuccess, To: task.StatusFirstSuccess,
+		Track: newTrack(tk.ID, 0, clock.Now()), RunAt: clock.Now(), Callback: first,
+	})
+
+	checkIDs(t, "claim by A", callbackIDs(claimCallbacks(t, st, ownerA, 1, lease)), []string{text.ID})
+	checkIDs(t, "claim by B", callbackIDs(claimCallbacks(t, st, ownerB, 1, lease)), []string{first.ID})
+	retry := clock.Now().Add(time.Minute)
+	textAttempt := task.Attempt{CallbackID: text.ID, N: 1, StartedAt: clock.Now(), StatusCode: 500, Error: "server answered 500"}
+	recordAttempt(t, st, ownerA, textAttempt, task.DeliveryPending, retry)
+	firstAttempt := task.Attempt{CallbackID: first.ID, N: 1, StartedAt: clock.Now(), StatusCode: 200}
+	recordAttempt(t, st, ownerB, firstAttempt, task.DeliveryDelivered, time.Time{})
+
+	wantText, wantFirst := *text, *first
+	wantText.Attempts, wantText.NextAttemptAt, wantText.History = 1, retry, []task.Attempt{textAttempt}
+	wantFirst.State, wantFirst.Attempts, wantFirst.NextAttemptAt, wantFirst.FinishedAt, wantFirst.History =
+		task.DeliveryDelivered, 1, time.Time{}, clock.Now(), []task.Attempt{firstAttempt}
+	checkEqual(t, "callbacks", getCallbacks(t, st, tk.ID), []*task.Callback{&wantText, &wantFirst})
+}

@@ -1,0 +1,614 @@
+package worker_test
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tunehook/tunehook"
+	"github.com/tunehook/tunehook/internal/task"
+	"github.com/tunehook/tunehook/internal/worker"
+)
+
+// received is one request a receiver got.
+type received struct {
+	Method, Path string
+	Header       http.Header
+	Body         []byte
+}
+
+// receiver is a callback receiver on a real HTTP server: it records every
+// request, then answers with respond, which can read the body again.
+type receiver struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []received
+}
+
+func newReceiver(t *testing.T, respond http.HandlerFunc) *receiver {
+	t.Helper()
+	return startReceiver(t, respond, false)
+}
+
+// startReceiver starts a receiver, on HTTPS with a certificate nobody
+// trusts when useTLS is set.
+func startReceiver(t *testing.T, respond http.HandlerFunc, useTLS bool) *receiver {
+	t.Helper()
+	rc := &receiver{}
+	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("receiver: read body: %v", err)
+		}
+		rc.mu.Lock()
+		rc.reqs = append(rc.reqs, received{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+		rc.mu.Unlock()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		respond(w, r)
+	}))
+	// Failed handshakes are expected; keep them out of the output.
+	rc.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if useTLS {
+		rc.StartTLS()
+	} else {
+		rc.Start()
+	}
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// Requests returns the requests received so far at path.
+func (rc *receiver) Requests(path string) []received {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var out []received
+	for _, r := range rc.reqs {
+		if r.Path == path {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// answer returns a handler that answers with status and body.
+func answer(status int, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+}
+
+// seedCallbacks stores a task whose stages committed one callback each,
+// for stage i (text, first, complete) to urls[i], all due now.
+func seedCallbacks(t *testing.T, st task.Store, urls ...string) []*task.Callback {
+	t.Helper()
+	tk := createTask(t, st, newRequest("rain").Param(), time.Now())
+	status := task.StatusPending
+	var cbs []*task.Callback
+	for i, u := range urls {
+		if claimed, err := st.ClaimTasks(t.Context(), "seeder", 1, time.Minute); err != nil || len(claimed) != 1 {
+			t.Fatalf("claim: got %d tasks, %v; want 1", len(claimed), err)
+		}
+		stage, to, _ := task.NextStage(status)
+		now := time.Now()
+		c := task.StageCommit{
+			TaskID: tk.ID, From: status, To: to, RunAt: now,
+			Callback: &task.Callback{
+				ID: task.NewCallbackID(), TaskID: tk.ID, Stage: stage, URL: u,
+				Body:  fmt.Appendf(nil, `{"code":200,"msg":"stage %d","data":{"callbackType":%q,"task_id":%q,"data":[]}}`, i, stage, tk.ID),
+				State: task.DeliveryPending, NextAttemptAt: now, CreatedAt: now,
+			},
+		}
+		if stage == task.StageText {
+			c.Text = &testText
+		} else {
+			id := task.TrackID(tk.ID, i-1)
+			c.Track = &task.Track{ID: id, TaskID: tk.ID, Index: i - 1, AudioKey: tk.ID + "/" + id + ".wav",
+				ImageKey: tk.ID + "/" + id + ".jpeg", Duration: 100, CreatedAt: now}
+		}
+		if err := st.CommitStage(t.Context(), "seeder", c); err != nil {
+			t.Fatalf("commit %s: %v", stage, err)
+		}
+		status = to
+		cbs = append(cbs, c.Callback)
+	}
+	return cbs
+}
+
+// newDispatcher returns a Dispatcher on st with quick polling; edit
+// changes its config first.
+func newDispatcher(t *testing.T, st task.Store, edit func(*worker.DispatcherConfig)) *worker.Dispatcher {
+	t.Helper()
+	cfg := worker.DispatcherConfig{
+		Store:        st,
+		Timeout:      5 * time.Second,
+		Owner:        "dispatcher-1",
+		PollInterval: 5 * time.Millisecond,
+		Logger:       testLogger(t),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	d, err := worker.NewDispatcher(cfg)
+	if err != nil {
+		t.Fatalf("new dispatcher: %v", err)
+	}
+	return d
+}
+
+// callbackOf reads callback id of task taskID with its history.
+func callbackOf(t *testing.T, st task.Store, taskID, id string) *task.Callback {
+	t.Helper()
+	for _, cb := range callbacksOf(t, st, taskID) {
+		if cb.ID == id {
+			return cb
+		}
+	}
+	t.Fatalf("callback %s of task %s not found", id, taskID)
+	return nil
+}
+
+// waitState waits until callback cb is in state.
+func waitState(t *testing.T, st task.Store, cb *task.Callback, state task.DeliveryState) *task.Callback {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("callback %s %s", cb.Stage, state), func() bool {
+		return callbackOf(t, st, cb.TaskID, cb.ID).State == state
+	})
+	return callbackOf(t, st, cb.TaskID, cb.ID)
+}
+
+func hmacBase64(key []byte, msg string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// TestDispatcherDelivers delivers to a healthy receiver: one POST with the
+// exact headers and body, signatures checked by recomputing them, and the
+// attempt recorded in full.
+func TestDispatcherDelivers(t *testing.T) {
+	t.Parallel()
+	whsecKey, err := base64.StdEncoding.DecodeString("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		secret  string // as configured
+		wantKey []byte // the HMAC key it stands for; nil: unsigned
+	}{
+		{"unsigned", "", nil},
+		{"plain key", "secret-key", []byte("secret-key")},
+		{"standard webhooks key", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", whsecKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t, nil)
+			rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+				// A receiver that takes a moment, so that the attempt's
+				// duration survives the store's millisecond precision.
+				time.Sleep(5 * time.Millisecond)
+				answer(http.StatusOK, `{"status":"received"}`)(w, r)
+			})
+			cb := seedCallbacks(t, st, rc.URL+"/cb")[0]
+			before := time.Now()
+			stop := start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+				if tt.secret != "" {
+					c.SigningKey = tunehook.SigningKey(tt.secret)
+				}
+			}).Run)
+			got := waitState(t, st, cb, task.DeliveryDelivered)
+			stop()
+			after := time.Now()
+
+			reqs := rc.Requests("/cb")
+			if len(reqs) != 1 {
+				t.Fatalf("receiver got %d requests, want 1", len(reqs))
+			}
+			r := reqs[0]
+			if r.Method != http.MethodPost || !bytes.Equal(r.Body, cb.Body) {
+				t.Errorf("got %s %s, want POST %s", r.Method, r.Body, cb.Body)
+			}
+			for name, want := range map[string]string{
+				"Content-Type": "application/json",
+				"User-Agent":   "tunehook/" + tunehook.Version,
+			} {
+				if got := r.Header.Values(name); len(got) != 1 || got[0] != want {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+			sigHeaders := []string{"X-Webhook-Timestamp", "X-Webhook-Signature", "Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"}
+			if tt.wantKey == nil {
+				for _, h := range sigHeaders {
+					if v, ok := r.Header[h]; ok {
+						t.Errorf("unsigned callback has %s: %q", h, v)
+					}
+				}
+			} else {
+				ts := r.Header.Get("X-Webhook-Timestamp")
+				sec, err := strconv.ParseInt(ts, 10, 64)
+				if err != nil || sec < before.Unix() || sec > after.Unix() {
+					t.Errorf("X-Webhook-Timestamp = %q, want a Unix time from %d to %d", ts, before.Unix(), after.Unix())
+				}
+				want := map[string]string{
+					"X-Webhook-Signature": hmacBase64(tt.wantKey, cb.TaskID+"."+ts),
+					"Webhook-Id":          cb.ID,
+					"Webhook-Timestamp":   ts,
+					"Webhook-Signature":   "v1," + hmacBase64(tt.wantKey, cb.ID+"."+ts+"."+string(cb.Body)),
+				}
+				for name, w := range want {
+					if got := r.Header.Get(name); got != w {
+						t.Errorf("%s = %q, want %q", name, got, w)
+					}
+				}
+			}
+
+			if got.Attempts != 1 || got.FinishedAt.IsZero() || !got.NextAttemptAt.IsZero() || len(got.History) != 1 {
+				t.Fatalf("callback: %d attempts, finished %v, next %v, history %d; want 1, set, zero, 1",
+					got.Attempts, got.FinishedAt, got.NextAttemptAt, len(got.History))
+			}
+			a := got.History[0]
+			if a.CallbackID != cb.ID || a.N != 1 || a.StatusCode != 200 || a.Error != "" || string(a.Response) != `{"status":"received"}` {
+				t.Errorf("attempt = %s #%d: %d %q %q, want %s #1: 200 \"\" %q",
+					a.CallbackID, a.N, a.StatusCode, a.Error, a.Response, cb.ID, `{"status":"received"}`)
+			}
+			if a.StartedAt.Before(before.Truncate(time.Millisecond)) || a.StartedAt.After(after) || a.Duration <= 0 {
+				t.Errorf("attempt started %v and took %v, want from %v to %v and > 0", a.StartedAt, a.Duration, before, after)
+			}
+		})
+	}
+}
+
+// TestDispatcherFailures sends to receivers that fail in every way: each
+// failure is recorded with its class, retried on the schedule, and
+// exhausted after exactly one attempt more than there are delays.
+func TestDispatcherFailures(t *testing.T) {
+	t.Parallel()
+	scaled := []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 150 * time.Millisecond}
+	tests := []struct {
+		name    string
+		respond http.HandlerFunc // nil: nothing listens at the URL
+		tls     bool
+		delays  []time.Duration
+		timeout time.Duration // 0: 5s
+
+		wantStatus   int
+		wantError    string
+		wantResponse string
+	}{
+		{
+			name: "server error", respond: answer(500, "boom"), delays: scaled,
+			wantStatus: 500, wantError: "HTTP 500", wantResponse: "boom",
+		},
+		{
+			name: "not found", respond: answer(404, "no such hook"), delays: scaled[:1],
+			wantStatus: 404, wantError: "HTTP 404", wantResponse: "no such hook",
+		},
+		{
+			name: "redirect", delays: []time.Duration{},
+			respond: func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/cb" {
+					http.Redirect(w, r, "/x", http.StatusFound)
+				}
+			},
+			wantStatus: 302, wantError: "redirect not followed: 302 to /x",
+		},
+		{
+			name: "no answer", delays: []time.Duration{}, timeout: 200 * time.Millisecond,
+			respond:   func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
+			wantError: "timeout after 200ms",
+		},
+		{
+			name: "connection closed", delays: scaled[:1],
+			respond: func(w http.ResponseWriter, _ *http.Request) {
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					t.Errorf("hijack: %v", err)
+					return
+				}
+				conn.Close()
+			},
+			wantError: "server closed the connection without answering",
+		},
+		{
+			name: "connection refused", delays: scaled[:2],
+			wantError: "connection refused",
+		},
+		{
+			name: "untrusted certificate", respond: answer(200, ""), tls: true, delays: []time.Duration{},
+			wantError: "TLS error: tls: failed to verify certificate: x509: certificate signed by unknown authority",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t, nil)
+			// Nothing listens on port 1, and no test server can get it (it
+			// is outside the ephemeral range, unlike a port freed by
+			// closing a listener, which a parallel test may take over).
+			url := "http://127.0.0.1:1/cb"
+			var rc *receiver
+			if tt.respond != nil {
+				rc = startReceiver(t, tt.respond, tt.tls)
+				url = rc.URL + "/cb"
+			}
+			cb := seedCallbacks(t, st, url)[0]
+			key := []byte("secret-key")
+			stop := start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+				c.RetryDelays = tt.delays
+				c.Timeout = cmp.Or(tt.timeout, 5*time.Second)
+				c.SigningKey = key
+				c.Jitter = func() float64 { return 0.5 }
+			}).Run)
+			got := waitState(t, st, cb, task.DeliveryExhausted)
+			// Let it run on for longer than the whole schedule: nothing
+			// more may be sent.
+			time.Sleep(300 * time.Millisecond)
+			stop()
+
+			wantN := len(tt.delays) + 1
+			if got.Attempts != wantN || len(got.History) != wantN || !got.NextAttemptAt.IsZero() || got.FinishedAt.IsZero() {
+				t.Fatalf("callback: %d attempts, history %d, next %v, finished %v; want %d, %d, zero, set",
+					got.Attempts, len(got.History), got.NextAttemptAt, got.FinishedAt, wantN, wantN)
+			}
+			for i, a := range got.History {
+				if a.N != i+1 || a.StatusCode != tt.wantStatus || a.Error != tt.wantError || string(a.Response) != tt.wantResponse {
+					t.Errorf("attempt %d = #%d: %d %q %q, want #%d: %d %q %q",
+						i, a.N, a.StatusCode, a.Error, a.Response, i+1, tt.wantStatus, tt.wantError, tt.wantResponse)
+				}
+				if a.StartedAt.IsZero() || a.Duration < 0 {
+					t.Errorf("attempt %d started %v and took %v, want set and >= 0", i+1, a.StartedAt, a.Duration)
+				}
+				if i == 0 {
+					continue
+				}
+				prev := got.History[i-1]
+				// Stored times may be cut to milliseconds.
+				if gap := a.StartedAt.Sub(prev.StartedAt.Add(prev.Duration)); gap < tt.delays[i-1]-time.Millisecond {
+					t.Errorf("attempt %d came %v after attempt %d ended, want at least %v", i+1, gap, i, tt.delays[i-1])
+				}
+			}
+			if rc == nil {
+				return
+			}
+			wantReqs := wantN
+			if tt.tls {
+				wantReqs = 0 // refused in the handshake
+			}
+			reqs := rc.Requests("/cb")
+			if len(reqs) != wantReqs {
+				t.Errorf("receiver got %d requests, want %d", len(reqs), wantReqs)
+			}
+			for i, r := range reqs {
+				if id := r.Header.Get("Webhook-Id"); id != cb.ID {
+					t.Errorf("request %d: webhook-id = %q, want %q, the same for every retry", i+1, id, cb.ID)
+				}
+			}
+			if n := len(rc.Requests("/x")); n != 0 {
+				t.Errorf("redirect target got %d requests, want 0", n)
+			}
+		})
+	}
+}
+
+// TestDispatcherLargeAnswer checks that a receiver answering 200 with a
+// 10 MB body delivers the callback, that only 1 KiB of it is stored, and
+// that the rest is not read.
+func TestDispatcherLargeAnswer(t *testing.T) {
+	t.Parallel()
+	const size = 10 << 20
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 2048) // 32 KiB
+	written := make(chan int, 1)
+	st := openStore(t, nil)
+	rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
+		n := 0
+		for n < size {
+			m, err := w.Write(chunk)
+			n += m
+			if err != nil {
+				break
+			}
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				break
+			}
+		}
+		written <- n
+	})
+	cb := seedCallbacks(t, st, rc.URL+"/cb")[0]
+	start(t, newDispatcher(t, st, nil).Run)
+
+	got := waitState(t, st, cb, task.DeliveryDelivered)
+	if len(got.History) != 1 {
+		t.Fatalf("got %d attempts, want 1", len(got.History))
+	}
+	if a := got.History[0]; a.StatusCode != 200 || a.Error != "" || !bytes.Equal(a.Response, chunk[:1024]) {
+		t.Errorf("attempt: %d %q, %d bytes of answer kept; want 200, no error, the first 1024", a.StatusCode, a.Error, len(a.Response))
+	}
+	select {
+	case n := <-written:
+		if n >= size {
+			t.Errorf("receiver wrote all %d bytes, want the dispatcher to hang up early", n)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the receiver is still writing: the dispatcher did not hang up")
+	}
+}
+
+// TestDispatcherRetrySchedule checks when a failed callback is due again:
+// the delay of its retry plus at most 10% jitter, on the default schedule
+// when none is configured.
+func TestDispatcherRetrySchedule(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		delays []time.Duration
+		jitter float64
+		delay  time.Duration // the first retry's delay
+		want   time.Duration // after the attempt
+	}{
+		{"no jitter", []time.Duration{time.Hour}, 0, time.Hour, time.Hour},
+		{"most jitter", []time.Duration{time.Hour}, 0.999, time.Hour, time.Hour + time.Duration(0.0999*float64(time.Hour))},
+		{"default schedule", nil, 0, time.Minute, time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t, nil)
+			rc := newReceiver(t, answer(503, ""))
+			cb := seedCallbacks(t, st, rc.URL+"/cb")[0]
+			now := time.Now().Truncate(time.Second)
+			start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+				c.RetryDelays = tt.delays
+				c.Jitter = func() float64 { return tt.jitter }
+				c.Now = func() time.Time { return now }
+			}).Run)
+
+			waitFor(t, "the first attempt", func() bool { return callbackOf(t, st, cb.TaskID, cb.ID).Attempts == 1 })
+			got := callbackOf(t, st, cb.TaskID, cb.ID)
+			lo, hi := now.Add(tt.delay), now.Add(tt.delay+tt.delay/10)
+			if got.State != task.DeliveryPending || got.NextAttemptAt.Before(lo) || got.NextAttemptAt.After(hi) {
+				t.Errorf("after 1 failure: %s, due %v; want pending, due from %v to %v", got.State, got.NextAttemptAt, lo, hi)
+			}
+			if diff := got.NextAttemptAt.Sub(now.Add(tt.want)).Abs(); diff > time.Millisecond {
+				t.Errorf("due %v, want %v", got.NextAttemptAt, now.Add(tt.want))
+			}
+		})
+	}
+}
+
+// TestDispatcherStageIndependence checks that a failing text callback does
+// not hold back the first and complete callbacks of its task, whether they
+// go to another URL or to the same one.
+func TestDispatcherStageIndependence(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		sameURL bool
+	}{
+		{"other URL", false},
+		{"same URL", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t, nil)
+			var textURL, restURL string
+			if tt.sameURL {
+				rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+					var body tunehook.Callback
+					if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+						t.Errorf("receiver: decode callback: %v", err)
+					}
+					if body.Data.CallbackType == tunehook.CallbackText {
+						w.WriteHeader(500)
+					}
+				})
+				textURL, restURL = rc.URL+"/cb", rc.URL+"/cb"
+			} else {
+				textURL = newReceiver(t, answer(500, "")).URL + "/cb"
+				restURL = newReceiver(t, answer(200, "")).URL + "/cb"
+			}
+			cbs := seedCallbacks(t, st, textURL, restURL, restURL)
+			start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+				c.Concurrency = 1 // one at a time: a blocked queue would show
+				c.RetryDelays = []time.Duration{time.Hour}
+			}).Run)
+
+			waitState(t, st, cbs[1], task.DeliveryDelivered)
+			waitState(t, st, cbs[2], task.DeliveryDelivered)
+			text := callbackOf(t, st, cbs[0].TaskID, cbs[0].ID)
+			if text.State != task.DeliveryPending || text.Attempts != 1 || time.Until(text.NextAttemptAt) < 50*time.Minute {
+				t.Errorf("text callback: %s after %d attempts, due %v; want pending after 1, due in about an hour",
+					text.State, text.Attempts, text.NextAttemptAt)
+			}
+		})
+	}
+}
+
+// TestDispatcherShutdown stops a dispatcher while an attempt is in flight:
+// Run waits for the attempt to finish and records it instead of cutting it.
+func TestDispatcherShutdown(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, nil)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		select {
+		case <-release:
+			io.WriteString(w, "late but fine")
+		case <-r.Context().Done(): // the attempt was cut
+		}
+	})
+	cb := seedCallbacks(t, st, rc.URL+"/cb")[0]
+	d := newDispatcher(t, st, func(c *worker.DispatcherConfig) { c.Timeout = waitLimit })
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+
+	<-arrived
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v with the attempt in flight", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run returned %v, want nil", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("Run did not return after the attempt finished")
+	}
+	got := callbackOf(t, st, cb.TaskID, cb.ID)
+	if got.State != task.DeliveryDelivered || len(got.History) != 1 || string(got.History[0].Response) != "late but fine" {
+		t.Errorf("callback %s with %d attempts, want delivered with 1 answered %q", got.State, len(got.History), "late but fine")
+	}
+	if n := len(rc.Requests("/cb")); n != 1 {
+		t.Errorf("receiver got %d requests, want 1", n)
+	}
+}
+
+func TestNewDispatcher(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, nil)
+	tests := []struct {
+		name    string
+		edit    func(*worker.DispatcherConfig)
+		wantErr bool
+	}{
+		{"defaults", func(*worker.DispatcherConfig) {}, false},
+		{"no retries", func(c *worker.DispatcherConfig) { c.RetryDelays = []time.Duration{} }, false},
+		{"no store", func(c *worker.DispatcherConfig) { c.Store = nil }, true},
+		{"no owner", func(c *worker.DispatcherConfig) { c.Owner = "" }, true},
+		{"negative timeout", func(c *worker.DispatcherConfig) { c.Timeout = -time.Second }, true},
+		{"negative retry delay", func(c *worker.DispatcherConfig) { c.RetryDelays = []time.Duration{time.Second, -time.Second} }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := worker.DispatcherConfig{Store: st, Owner: "dispatcher-1"}
+			tt.edit(&cfg)
+			_, err := worker.NewDispatcher(cfg)
+			if gotErr := err != nil; gotErr != tt.wantErr {
+				t.Errorf("NewDispatcher: got error %v, want error %v", err, tt.wantErr)
+			}
+		})
+	}
+}

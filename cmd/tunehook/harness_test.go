@@ -1,0 +1,330 @@
+package main
+
+// The end-to-end harness: the real binary, spawned and killed; real HTTP
+// receivers; a small client of the API.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tunehook/tunehook"
+)
+
+// binary is the tunehook binary built once for all end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tunehook-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "tunehook")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build tunehook: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testKey = "test-key-0123456789"
+
+// baseEnv is the environment every test server starts with: fast stages,
+// short tracks and a scaled retry schedule. Tests override entries.
+var baseEnv = map[string]string{
+	"TUNEHOOK_ADDR":                    "127.0.0.1:0",
+	"TUNEHOOK_API_KEYS":                testKey,
+	"TUNEHOOK_ALLOW_PRIVATE_CALLBACKS": "true",
+	"TUNEHOOK_SYNTH_DELAYS":            "100ms,200ms,200ms",
+	"TUNEHOOK_SYNTH_DURATION":          "4s",
+	"TUNEHOOK_CALLBACK_TIMEOUT":        "2s",
+	"TUNEHOOK_CALLBACK_RETRY_DELAYS":   "1s,2s,3s",
+}
+
+// server is one running tunehook process.
+type server struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	URL     string
+	dataDir string
+	stdout  *lockedBuffer
+	stderr  *lockedBuffer
+	done    chan struct{} // closed when the process has exited
+	waitErr error
+}
+
+// startServer spawns tunehook serve on dataDir with baseEnv and the given
+// overrides ("NAME=value"; "NAME=" removes a setting), and waits until it
+// answers /healthz.
+func startServer(t *testing.T, dataDir string, overrides ...string) *server {
+	t.Helper()
+	env := map[string]string{"TUNEHOOK_DATA_DIR": dataDir}
+	for k, v := range baseEnv {
+		env[k] = v
+	}
+	for _, o := range overrides {
+		k, v, _ := strings.Cut(o, "=")
+		env[k] = v
+	}
+	cmd := exec.Command(binary, "serve")
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TUNEHOOK_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	for k, v := range env {
+		if v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	s := &server{t: t, cmd: cmd, dataDir: dataDir, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = s.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urls := make(chan string, 1)
+	go func() {
+		listening := regexp.MustCompile(`listening on (http://\S+)`)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			s.stdout.Write(append(sc.Bytes(), '\n'))
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		io.Copy(s.stdout, out)
+	}()
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		s.kill()
+		if t.Failed() {
+			t.Logf("tunehook stdout:\n%s\ntunehook stderr:\n%s", s.stdout, s.stderr)
+		}
+	})
+	select {
+	case s.URL = <-urls:
+	case <-s.done:
+		t.Fatalf("tunehook exited before serving: %v\nstderr:\n%s", s.waitErr, s.stderr)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("tunehook did not start in 15s\nstderr:\n%s", s.stderr)
+	}
+	waitUntil(t, 10*time.Second, "healthz answers 200", func() bool {
+		resp, err := http.Get(s.URL + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return s
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (s *server) kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+}
+
+// stop sends SIGTERM and returns how long the process took to exit, failing
+// the test if it does not exit within limit.
+func (s *server) stop(limit time.Duration) time.Duration {
+	s.t.Helper()
+	start := time.Now()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(limit):
+		s.t.Fatalf("tunehook did not exit within %v of SIGTERM", limit)
+	}
+	return time.Since(start)
+}
+
+// api calls the API with key and decodes the envelope's data into data.
+func (s *server) api(method, path, key string, body any, data any) tunehook.Envelope[json.RawMessage] {
+	s.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.URL+path, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var env tunehook.Envelope[json.RawMessage]
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		s.t.Fatalf("%s %s: decode envelope: %v", method, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("%s %s: HTTP %d, want 200 (the code is in the envelope)", method, path, resp.StatusCode)
+	}
+	if data != nil && env.Code == 200 {
+		if err := json.Unmarshal(env.Data, data); err != nil {
+			s.t.Fatalf("%s %s: decode data: %v", method, path, err)
+		}
+	}
+	return env
+}
+
+// submit creates a task and returns its ID.
+func (s *server) submit(body map[string]any) string {
+	s.t.Helper()
+	var created tunehook.TaskCreated
+	env := s.api("POST", "/api/v1/generate", testKey, body, &created)
+	if env.Code != 200 || env.Msg != "success" || created.TaskID == "" {
+		s.t.Fatalf("submit: got code %d msg %q task %q, want 200 success and a task id", env.Code, env.Msg, created.TaskID)
+	}
+	return created.TaskID
+}
+
+// recordInfo polls the task once.
+func (s *server) recordInfo(taskID string) tunehook.RecordInfo {
+	s.t.Helper()
+	var ri tunehook.RecordInfo
+	env := s.api("GET", "/api/v1/generate/record-info?taskId="+taskID, testKey, nil, &ri)
+	if env.Code != 200 {
+		s.t.Fatalf("record-info %s: code %d %q", taskID, env.Code, env.Msg)
+	}
+	return ri
+}
+
+// generateBody is a valid non-custom request to callbackURL.
+func generateBody(callbackURL string) map[string]any {
+	return map[string]any{
+		"customMode":   false,
+		"instrumental": false,
+		"model":        "V5",
+		"prompt":       "an upbeat rock song about night city lights",
+		"callBackUrl":  callbackURL,
+	}
+}
+
+// delivery is one callback POST a receiver got.
+type delivery struct {
+	at     time.Time
+	header http.Header
+	raw    []byte
+	body   tunehook.Callback
+}
+
+// receiver is a real HTTP server that records every callback and answers
+// with the status respond picks (200 when respond is nil).
+type receiver struct {
+	*httptest.Server
+	mu      sync.Mutex
+	got     []delivery
+	respond func(d delivery, n int) int // n counts this callbackType's deliveries, from 1
+}
+
+func newReceiver(t *testing.T, respond func(d delivery, n int) int) *receiver {
+	t.Helper()
+	r := &receiver{respond: respond}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		raw, _ := io.ReadAll(req.Body)
+		d := delivery{at: time.Now(), header: req.Header.Clone(), raw: raw}
+		if err := json.Unmarshal(raw, &d.body); err != nil {
+			t.Errorf("callback is not JSON: %v: %s", err, raw)
+		}
+		r.mu.Lock()
+		r.got = append(r.got, d)
+		n := len(r.byType(d.body.Data.CallbackType))
+		r.mu.Unlock()
+		status := http.StatusOK
+		if r.respond != nil {
+			status = r.respond(d, n)
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"status":"received"}`)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) byType(ct tunehook.CallbackType) []delivery {
+	var out []delivery
+	for _, d := range r.got {
+		if d.body.Data.CallbackType == ct {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// deliveries returns a copy of what arrived so far.
+func (r *receiver) deliveries() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]delivery(nil), r.got...)
+}
+
+// count returns how many callbacks of type ct arrived.
+func (r *receiver) count(ct tunehook.CallbackType) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.byType(ct))
+}
+
+// waitUntil polls cond every 20ms until it holds or timeout passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting until %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,64 @@
+// Command tunehook runs the tunehook server and its tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tunehook/tunehook"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, let a second one kill the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "tunehook: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage means the command line was wrong and the usage has been shown.
+var errUsage = errors.New("usage")
+
+const usage = `tunehook is a self-hostable music-generation task server with Suno-style callbacks.
+
+Usage:
+  tunehook serve [flags]   run the server (tunehook serve -h lists every flag)
+  tunehook version         print the version
+`
+
+// run is the whole program; main only supplies the process's environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch args[1] {
+	case "serve":
+		return serve(ctx, args[2:], getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "tunehook", tunehook.Version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "tunehook: unknown command %q\n\n%s", args[1], usage)
+	return errUsage
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/tunehook/tunehook/internal/media"
 	"github.com/tunehook/tunehook/internal/payload"
 	"github.com/tunehook/tunehook/internal/sqlite"
+	"github.com/tunehook/tunehook/internal/storetest"
 	"github.com/tunehook/tunehook/internal/task"
 )
 
@@ -37,24 +38,6 @@ var testLinks = payload.Links{PublicURL: "https://music.example.com"}
 
 // testTextDelay is the server's TextDelay in tests.
 const testTextDelay = 7 * time.Second
-
-// testClock is the time of the API and of the store, moved by the test.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // syncBuffer is a log destination that the server's goroutines write while
 // the test reads it.
@@ -82,7 +65,7 @@ type testServer struct {
 	media    *media.Dir
 	mediaDir string // inside dir
 	dir      string // the test's temporary directory
-	clock    *testClock
+	clock    *storetest.Clock // the time of the API and of the store, moved by the test
 	log      *syncBuffer
 }
 
@@ -92,7 +75,7 @@ func newTestServer(t *testing.T, options ...func(*Config)) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	clock := &testClock{now: time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)}
+	clock := storetest.NewClock(time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC))
 	store, err := sqlite.Open(ctx, filepath.Join(dir, "db"), sqlite.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -17,13 +17,16 @@ import (
 	"github.com/tunehook/tunehook/internal/task"
 )
 
-// Clock is a controllable clock shared by the suite and the store under
-// test. Run starts every Clock at a fixed, millisecond-aligned instant; it
-// moves only when Advance is called.
+// Clock is a controllable clock shared by a store under test and the code
+// that uses it. Run starts every Clock at a fixed, millisecond-aligned
+// instant; it moves only when Advance is called.
 type Clock struct {
 	mu  sync.Mutex
 	now time.Time
 }
+
+// NewClock returns a Clock that stands at start.
+func NewClock(start time.Time) *Clock { return &Clock{now: start} }
 
 // Now returns the clock's current time.
 func (c *Clock) Now() time.Time {
@@ -78,7 +81,7 @@ func Run(t *testing.T, open func(t *testing.T, clock *Clock) task.Store) {
 			t.Parallel()
 			tt.run(t, func(t *testing.T) (task.Store, *Clock) {
 				t.Helper()
-				clock := &Clock{now: start}
+				clock := NewClock(start)
 				return open(t, clock), clock
 			})
 		})

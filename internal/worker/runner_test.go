@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tunehook/tunehook/internal/payload"
+	"github.com/tunehook/tunehook/internal/storetest"
 	"github.com/tunehook/tunehook/internal/task"
 	"github.com/tunehook/tunehook/internal/worker"
 )
@@ -73,7 +74,7 @@ func wantTrack(taskID string, index int, created string, duration float64) map[s
 func TestRunnerStages(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	clk := newClock(t0)
+	clk := storetest.NewClock(t0)
 	st := openStore(t, clk.Now)
 	delays := [3]time.Duration{5 * time.Minute, 10 * time.Minute, 20 * time.Minute}
 	tk := createTask(t, st, newRequest("a song about rain").Param(), t0)

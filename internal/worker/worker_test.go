@@ -16,26 +16,6 @@ import (
 // timing assertion, conditions are normally met in milliseconds.
 const waitLimit = 20 * time.Second
 
-// clock is a settable time source shared by a store and a worker.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{now: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // openStore opens a fresh SQLite store in a temporary directory; now is its
 // clock (nil: time.Now).
 func openStore(t *testing.T, now func() time.Time) *sqlite.Store {

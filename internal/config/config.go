@@ -47,7 +47,7 @@ type setting struct {
 }
 
 var settings = []setting{
-	{"addr", "TUNEHOOK_ADDR", "127.0.0.1:8080", "", "listen address (host:port)", func(c *Config, v string) error {
+	{"addr", "TUNEHOOK_ADDR", "127.0.0.1:8080", "", "listen `host:port`", func(c *Config, v string) error {
 		_, port, err := net.SplitHostPort(v)
 		if err != nil {
 			return errors.New("want host:port, such as 127.0.0.1:8080")
@@ -58,11 +58,11 @@ var settings = []setting{
 		c.Addr = v
 		return nil
 	}},
-	{"data-dir", "TUNEHOOK_DATA_DIR", "./tunehook-data", "", "directory of the SQLite database, the media and the generated API key", func(c *Config, v string) error {
+	{"data-dir", "TUNEHOOK_DATA_DIR", "./tunehook-data", "", "`directory` of the SQLite database, the media and the generated API key", func(c *Config, v string) error {
 		c.DataDir = filepath.Clean(v)
 		return nil
 	}},
-	{"database-url", "TUNEHOOK_DATABASE_URL", "", "", "postgres://... to share one PostgreSQL database between instances; empty: SQLite in the data dir", func(c *Config, v string) error {
+	{"database-url", "TUNEHOOK_DATABASE_URL", "", "", "`postgres://...` URL of a PostgreSQL database shared by instances; empty: SQLite in the data dir", func(c *Config, v string) error {
 		if v == "" {
 			return nil
 		}
@@ -73,13 +73,13 @@ var settings = []setting{
 		c.DatabaseURL = v
 		return nil
 	}},
-	{"media-dir", "TUNEHOOK_MEDIA_DIR", "", "", "directory of audio and covers (default: media/ in the data dir; a shared path when several instances run)", func(c *Config, v string) error {
+	{"media-dir", "TUNEHOOK_MEDIA_DIR", "", "", "`directory` of audio and covers (default: media/ in the data dir; a shared path when several instances run)", func(c *Config, v string) error {
 		if v != "" {
 			c.MediaDir = filepath.Clean(v)
 		}
 		return nil
 	}},
-	{"public-url", "TUNEHOOK_PUBLIC_URL", "", "", "base of the media URLs in results (default: http://ADDR)", func(c *Config, v string) error {
+	{"public-url", "TUNEHOOK_PUBLIC_URL", "", "", "base `URL` of the media links in results (default: http://ADDR)", func(c *Config, v string) error {
 		if v == "" {
 			return nil
 		}
@@ -90,7 +90,7 @@ var settings = []setting{
 		c.PublicURL = strings.TrimRight(v, "/")
 		return nil
 	}},
-	{"api-keys", "TUNEHOOK_API_KEYS", "", "", "accepted bearer keys, comma-separated (default: generate one on first start and keep it in the data dir)", func(c *Config, v string) error {
+	{"api-keys", "TUNEHOOK_API_KEYS", "", "", "accepted bearer `keys`, comma-separated (default: generate one on first start and keep it in the data dir)", func(c *Config, v string) error {
 		for k := range strings.SplitSeq(v, ",") {
 			k = strings.TrimSpace(k)
 			if k == "" {
@@ -105,12 +105,12 @@ var settings = []setting{
 		}
 		return nil
 	}},
-	{"callback-timeout", "TUNEHOOK_CALLBACK_TIMEOUT", "15s", "", "time limit of one callback attempt, connect to last byte", func(c *Config, v string) error {
+	{"callback-timeout", "TUNEHOOK_CALLBACK_TIMEOUT", "15s", "", "time limit (a `duration`) of one callback attempt, connect to last byte", func(c *Config, v string) error {
 		d, err := parseDuration(v, time.Millisecond, 10*time.Minute)
 		c.CallbackTimeout = d
 		return err
 	}},
-	{"callback-retry-delays", "TUNEHOOK_CALLBACK_RETRY_DELAYS", "1m,5m,15m", "", `pause before each retry of a failed callback; the count is the number of retries ("none": no retries)`, func(c *Config, v string) error {
+	{"callback-retry-delays", "TUNEHOOK_CALLBACK_RETRY_DELAYS", "1m,5m,15m", "", "`durations` to pause before each retry of a failed callback; their count is the number of retries (\"none\": no retries)", func(c *Config, v string) error {
 		if v == "none" {
 			c.CallbackRetryDelays = []time.Duration{}
 			return nil
@@ -130,7 +130,7 @@ var settings = []setting{
 		c.AllowPrivateCallbacks = b
 		return err
 	}},
-	{"webhook-hmac-key", "TUNEHOOK_WEBHOOK_HMAC_KEY", "", "", "key that signs callbacks (a whsec_<base64> secret is decoded); empty: unsigned", func(c *Config, v string) error {
+	{"webhook-hmac-key", "TUNEHOOK_WEBHOOK_HMAC_KEY", "", "", "`key` that signs callbacks (a whsec_<base64> secret is decoded); empty: unsigned", func(c *Config, v string) error {
 		if rest, ok := strings.CutPrefix(v, "whsec_"); ok {
 			if _, err := base64.StdEncoding.DecodeString(rest); err != nil || rest == "" {
 				return errors.New("a whsec_ key must be followed by standard base64")
@@ -144,7 +144,7 @@ var settings = []setting{
 		c.Simulation = b
 		return err
 	}},
-	{"synth-delays", "TUNEHOOK_SYNTH_DELAYS", "10s,25s,30s", "1s,2s,2s", "pauses before the text, first and complete stages", func(c *Config, v string) error {
+	{"synth-delays", "TUNEHOOK_SYNTH_DELAYS", "10s,25s,30s", "1s,2s,2s", "`durations` to pause before the text, first and complete stages", func(c *Config, v string) error {
 		ds, err := parseDurations(v, 0, time.Hour)
 		if err != nil {
 			return err
@@ -155,7 +155,7 @@ var settings = []setting{
 		c.SynthDelays = [3]time.Duration(ds)
 		return nil
 	}},
-	{"synth-duration", "TUNEHOOK_SYNTH_DURATION", "", "30s", "fixed length of every track (default: 2 to 4 minutes per track)", func(c *Config, v string) error {
+	{"synth-duration", "TUNEHOOK_SYNTH_DURATION", "", "30s", "fixed `duration` of every track (default: 2 to 4 minutes per track)", func(c *Config, v string) error {
 		if v == "" {
 			return nil
 		}
@@ -173,9 +173,14 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	fs := flag.NewFlagSet("tunehook serve", flag.ContinueOnError)
 	fs.SetOutput(output)
 	dev := fs.Bool("dev", false, "sandbox preset: private callbacks allowed, simulation on, short stages and tracks")
-	values := make([]*string, len(settings))
+	values := make([]flagValue, len(settings))
 	for i, s := range settings {
-		values[i] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+		usage := fmt.Sprintf("%s (env %s", s.usage, s.env)
+		if s.def != "" {
+			usage += fmt.Sprintf(", default %q", s.def)
+		}
+		values[i].isBool = s.def == "true" || s.def == "false"
+		fs.Var(&values[i], s.flag, usage+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -196,7 +201,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 			v, source = strings.TrimSpace(e), s.env
 		}
 		if given[s.flag] {
-			v, source = strings.TrimSpace(*values[i]), "--"+s.flag
+			v, source = strings.TrimSpace(values[i].v), "--"+s.flag
 		}
 		if err := s.set(&c, v); err != nil {
 			return Config{}, fmt.Errorf("%s: invalid value %q: %w", source, v, err)
@@ -207,6 +212,18 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	}
 	return c, nil
 }
+
+// flagValue holds a flag's text until Load resolves it against the
+// environment and the defaults. A boolean setting's flag may stand alone
+// (--simulation) or take a value (--simulation=false).
+type flagValue struct {
+	v      string
+	isBool bool
+}
+
+func (f *flagValue) String() string     { return f.v }
+func (f *flagValue) Set(v string) error { f.v = v; return nil }
+func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
 
 func parseBool(v string) (bool, error) {
 	b, err := strconv.ParseBool(v)

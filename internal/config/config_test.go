@@ -161,3 +161,14 @@ func TestLoadFlagErrors(t *testing.T) {
 		t.Error("got no error for a stray argument")
 	}
 }
+
+func TestLoadBoolFlags(t *testing.T) {
+	t.Parallel()
+	c, err := Load([]string{"--simulation", "--allow-private-callbacks=false"}, env(map[string]string{"TUNEHOOK_ALLOW_PRIVATE_CALLBACKS": "true"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Simulation || c.AllowPrivateCallbacks {
+		t.Errorf("got simulation %v, allow private %v; want true, false", c.Simulation, c.AllowPrivateCallbacks)
+	}
+}

@@ -63,8 +63,8 @@ type testServer struct {
 	url      string
 	store    task.Store
 	media    *media.Dir
-	mediaDir string // inside dir
-	dir      string // the test's temporary directory
+	mediaDir string           // inside dir
+	dir      string           // the test's temporary directory
 	clock    *storetest.Clock // the time of the API and of the store, moved by the test
 	log      *syncBuffer
 }

@@ -28,80 +28,82 @@ import (
 // media are real audio and images.
 func TestGenerateEndToEnd(t *testing.T) {
 	t.Parallel()
-	rcv := newReceiver(t, nil)
-	srv := startServer(t, t.TempDir(), "TUNEHOOK_SYNTH_DELAYS=600ms,600ms,600ms")
-	body := generateBody(rcv.URL + "/suno-callback")
-	taskID := srv.submit(body)
+	eachStore(t, func(t *testing.T, st store) {
+		rcv := newReceiver(t, nil)
+		srv := startServer(t, t.TempDir(), st.with("TUNEHOOK_SYNTH_DELAYS=600ms,600ms,600ms")...)
+		body := generateBody(rcv.URL + "/suno-callback")
+		taskID := srv.submit(body)
 
-	// Poll faster than the stages advance and keep each status seen.
-	var statuses []tunehook.Status
-	var final tunehook.RecordInfo
-	waitUntil(t, 30*time.Second, "the task succeeds", func() bool {
-		ri := srv.recordInfo(taskID)
-		if len(statuses) == 0 || statuses[len(statuses)-1] != ri.Status {
-			statuses = append(statuses, ri.Status)
-			checkRecordInfoStage(t, ri)
+		// Poll faster than the stages advance and keep each status seen.
+		var statuses []tunehook.Status
+		var final tunehook.RecordInfo
+		waitUntil(t, 30*time.Second, "the task succeeds", func() bool {
+			ri := srv.recordInfo(taskID)
+			if len(statuses) == 0 || statuses[len(statuses)-1] != ri.Status {
+				statuses = append(statuses, ri.Status)
+				checkRecordInfoStage(t, ri)
+			}
+			final = ri
+			return ri.Status == tunehook.StatusSuccess
+		})
+		wantStatuses := []tunehook.Status{tunehook.StatusPending, tunehook.StatusTextSuccess, tunehook.StatusFirstSuccess, tunehook.StatusSuccess}
+		if !slices.Equal(statuses, wantStatuses) {
+			t.Errorf("statuses seen: got %v, want %v", statuses, wantStatuses)
 		}
-		final = ri
-		return ri.Status == tunehook.StatusSuccess
+
+		waitUntil(t, 10*time.Second, "the complete callback arrives", func() bool { return rcv.count(tunehook.CallbackComplete) == 1 })
+		time.Sleep(1500 * time.Millisecond) // room for a duplicate to show up
+		got := rcv.deliveries()
+		var types []tunehook.CallbackType
+		for _, d := range got {
+			types = append(types, d.body.Data.CallbackType)
+		}
+		if want := []tunehook.CallbackType{"text", "first", "complete"}; !slices.Equal(types, want) {
+			t.Fatalf("callbacks: got %v, want %v exactly once each", types, want)
+		}
+		for _, d := range got {
+			checkCallback(t, d, taskID)
+		}
+		first, complete := got[1].body.Data.Data, got[2].body.Data.Data
+		if first[0] != complete[0] {
+			t.Errorf("first's track and complete's first track differ:\n%+v\n%+v", first[0], complete[0])
+		}
+		if complete[0].ID == complete[1].ID || complete[0].AudioURL == complete[1].AudioURL {
+			t.Errorf("the two tracks are not distinct: %+v", complete)
+		}
+
+		// record-info agrees with the callbacks and keeps the request.
+		if final.Response == nil || len(final.Response.SunoData) != 2 {
+			t.Fatalf("record-info at SUCCESS: got %+v, want 2 tracks", final.Response)
+		}
+		for i, tr := range final.Response.SunoData {
+			cb := complete[i]
+			if tr.ID != cb.ID || tr.AudioURL != cb.AudioURL || tr.StreamAudioURL != cb.StreamAudioURL || tr.ImageURL != cb.ImageURL ||
+				tr.Prompt != cb.Prompt || tr.ModelName != cb.ModelName || tr.Title != cb.Title || tr.Tags != cb.Tags || tr.Duration != cb.Duration {
+				t.Errorf("record-info track %d %+v does not match the callback's %+v", i, tr, cb)
+			}
+			if got := time.UnixMilli(tr.CreateTime).UTC().Format(tunehook.CreateTimeLayout); got != cb.CreateTime {
+				t.Errorf("track %d createTime: record-info %s, callback %s", i, got, cb.CreateTime)
+			}
+		}
+		var param map[string]any
+		if err := json.Unmarshal([]byte(final.Param), &param); err != nil {
+			t.Fatalf("param is not a JSON string: %v", err)
+		}
+		if !reflect.DeepEqual(param, body) {
+			t.Errorf("param: got %v, want the request %v", param, body)
+		}
+		if final.Type != "chirp-crow" || final.OperationType != "generate" || final.ErrorCode != nil || final.ErrorMessage != nil {
+			t.Errorf("record-info: type %q operationType %q errorCode %v errorMessage %v", final.Type, final.OperationType, final.ErrorCode, final.ErrorMessage)
+		}
+		if age := time.Since(time.UnixMilli(final.CreateTime)); age < 0 || age > time.Minute {
+			t.Errorf("record-info createTime %d is not epoch milliseconds of now", final.CreateTime)
+		}
+
+		for _, tr := range complete {
+			checkMedia(t, tr)
+		}
 	})
-	wantStatuses := []tunehook.Status{tunehook.StatusPending, tunehook.StatusTextSuccess, tunehook.StatusFirstSuccess, tunehook.StatusSuccess}
-	if !slices.Equal(statuses, wantStatuses) {
-		t.Errorf("statuses seen: got %v, want %v", statuses, wantStatuses)
-	}
-
-	waitUntil(t, 10*time.Second, "the complete callback arrives", func() bool { return rcv.count(tunehook.CallbackComplete) == 1 })
-	time.Sleep(1500 * time.Millisecond) // room for a duplicate to show up
-	got := rcv.deliveries()
-	var types []tunehook.CallbackType
-	for _, d := range got {
-		types = append(types, d.body.Data.CallbackType)
-	}
-	if want := []tunehook.CallbackType{"text", "first", "complete"}; !slices.Equal(types, want) {
-		t.Fatalf("callbacks: got %v, want %v exactly once each", types, want)
-	}
-	for _, d := range got {
-		checkCallback(t, d, taskID)
-	}
-	first, complete := got[1].body.Data.Data, got[2].body.Data.Data
-	if first[0] != complete[0] {
-		t.Errorf("first's track and complete's first track differ:\n%+v\n%+v", first[0], complete[0])
-	}
-	if complete[0].ID == complete[1].ID || complete[0].AudioURL == complete[1].AudioURL {
-		t.Errorf("the two tracks are not distinct: %+v", complete)
-	}
-
-	// record-info agrees with the callbacks and keeps the request.
-	if final.Response == nil || len(final.Response.SunoData) != 2 {
-		t.Fatalf("record-info at SUCCESS: got %+v, want 2 tracks", final.Response)
-	}
-	for i, tr := range final.Response.SunoData {
-		cb := complete[i]
-		if tr.ID != cb.ID || tr.AudioURL != cb.AudioURL || tr.StreamAudioURL != cb.StreamAudioURL || tr.ImageURL != cb.ImageURL ||
-			tr.Prompt != cb.Prompt || tr.ModelName != cb.ModelName || tr.Title != cb.Title || tr.Tags != cb.Tags || tr.Duration != cb.Duration {
-			t.Errorf("record-info track %d %+v does not match the callback's %+v", i, tr, cb)
-		}
-		if got := time.UnixMilli(tr.CreateTime).UTC().Format(tunehook.CreateTimeLayout); got != cb.CreateTime {
-			t.Errorf("track %d createTime: record-info %s, callback %s", i, got, cb.CreateTime)
-		}
-	}
-	var param map[string]any
-	if err := json.Unmarshal([]byte(final.Param), &param); err != nil {
-		t.Fatalf("param is not a JSON string: %v", err)
-	}
-	if !reflect.DeepEqual(param, body) {
-		t.Errorf("param: got %v, want the request %v", param, body)
-	}
-	if final.Type != "chirp-crow" || final.OperationType != "generate" || final.ErrorCode != nil || final.ErrorMessage != nil {
-		t.Errorf("record-info: type %q operationType %q errorCode %v errorMessage %v", final.Type, final.OperationType, final.ErrorCode, final.ErrorMessage)
-	}
-	if age := time.Since(time.UnixMilli(final.CreateTime)); age < 0 || age > time.Minute {
-		t.Errorf("record-info createTime %d is not epoch milliseconds of now", final.CreateTime)
-	}
-
-	for _, tr := range complete {
-		checkMedia(t, tr)
-	}
 }
 
 // checkRecordInfoStage checks what record-info shows at each status.
@@ -274,88 +276,92 @@ func measureWAV(t *testing.T, b []byte) (seconds, rms float64) {
 // format and the failure in record-info; "@first" fails after first.
 func TestFailedTask(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		prompt     string
-		wantTypes  []tunehook.CallbackType
-		wantCode   int
-		wantStatus tunehook.Status
-	}{
-		{"a song tunehook:fail:501", []tunehook.CallbackType{"error"}, 501, tunehook.StatusGenerateAudioFailed},
-		{"a song tunehook:fail:400@first", []tunehook.CallbackType{"text", "first", "error"}, 400, tunehook.StatusSensitiveWordError},
-	}
-	rcv := newReceiver(t, nil)
-	srv := startServer(t, t.TempDir(), "TUNEHOOK_SIMULATION=true")
-	for _, tt := range tests {
-		t.Run(tt.prompt, func(t *testing.T) {
-			body := generateBody(rcv.URL)
-			body["prompt"] = tt.prompt
-			taskID := srv.submit(body)
-			var ri tunehook.RecordInfo
-			waitUntil(t, 20*time.Second, "the task fails", func() bool {
-				ri = srv.recordInfo(taskID)
-				return ri.Status == tt.wantStatus
-			})
-			if ri.ErrorCode == nil || *ri.ErrorCode != tt.wantCode || ri.ErrorMessage == nil || *ri.ErrorMessage == "" {
-				t.Errorf("record-info errorCode %v errorMessage %v, want %d and a message", ri.ErrorCode, ri.ErrorMessage, tt.wantCode)
-			}
-			var got []delivery
-			waitUntil(t, 10*time.Second, "the error callback arrives", func() bool {
-				got = nil
-				for _, d := range rcv.deliveries() {
-					if d.body.Data.TaskID == taskID {
-						got = append(got, d)
-					}
+	eachStore(t, func(t *testing.T, st store) {
+		tests := []struct {
+			prompt     string
+			wantTypes  []tunehook.CallbackType
+			wantCode   int
+			wantStatus tunehook.Status
+		}{
+			{"a song tunehook:fail:501", []tunehook.CallbackType{"error"}, 501, tunehook.StatusGenerateAudioFailed},
+			{"a song tunehook:fail:400@first", []tunehook.CallbackType{"text", "first", "error"}, 400, tunehook.StatusSensitiveWordError},
+		}
+		rcv := newReceiver(t, nil)
+		srv := startServer(t, t.TempDir(), st.with("TUNEHOOK_SIMULATION=true")...)
+		for _, tt := range tests {
+			t.Run(tt.prompt, func(t *testing.T) {
+				body := generateBody(rcv.URL)
+				body["prompt"] = tt.prompt
+				taskID := srv.submit(body)
+				var ri tunehook.RecordInfo
+				waitUntil(t, 20*time.Second, "the task fails", func() bool {
+					ri = srv.recordInfo(taskID)
+					return ri.Status == tt.wantStatus
+				})
+				if ri.ErrorCode == nil || *ri.ErrorCode != tt.wantCode || ri.ErrorMessage == nil || *ri.ErrorMessage == "" {
+					t.Errorf("record-info errorCode %v errorMessage %v, want %d and a message", ri.ErrorCode, ri.ErrorMessage, tt.wantCode)
 				}
-				return len(got) > 0 && got[len(got)-1].body.Data.CallbackType == tunehook.CallbackError
+				var got []delivery
+				waitUntil(t, 10*time.Second, "the error callback arrives", func() bool {
+					got = nil
+					for _, d := range rcv.deliveries() {
+						if d.body.Data.TaskID == taskID {
+							got = append(got, d)
+						}
+					}
+					return len(got) > 0 && got[len(got)-1].body.Data.CallbackType == tunehook.CallbackError
+				})
+				var types []tunehook.CallbackType
+				for _, d := range got {
+					types = append(types, d.body.Data.CallbackType)
+				}
+				if !slices.Equal(types, tt.wantTypes) {
+					t.Errorf("callbacks: got %v, want %v", types, tt.wantTypes)
+				}
+				last := got[len(got)-1]
+				if last.body.Code != tt.wantCode || !last.body.Failed() || last.body.Msg != *ri.ErrorMessage {
+					t.Errorf("error callback: code %d msg %q, want %d %q", last.body.Code, last.body.Msg, tt.wantCode, *ri.ErrorMessage)
+				}
+				if !bytes.Contains(last.raw, []byte(`"data":null`)) || !bytes.Contains(last.raw, []byte(`"callbackType":"error"`)) {
+					t.Errorf("error callback body %s, want data.data null", last.raw)
+				}
 			})
-			var types []tunehook.CallbackType
-			for _, d := range got {
-				types = append(types, d.body.Data.CallbackType)
-			}
-			if !slices.Equal(types, tt.wantTypes) {
-				t.Errorf("callbacks: got %v, want %v", types, tt.wantTypes)
-			}
-			last := got[len(got)-1]
-			if last.body.Code != tt.wantCode || !last.body.Failed() || last.body.Msg != *ri.ErrorMessage {
-				t.Errorf("error callback: code %d msg %q, want %d %q", last.body.Code, last.body.Msg, tt.wantCode, *ri.ErrorMessage)
-			}
-			if !bytes.Contains(last.raw, []byte(`"data":null`)) || !bytes.Contains(last.raw, []byte(`"callbackType":"error"`)) {
-				t.Errorf("error callback body %s, want data.data null", last.raw)
-			}
-		})
-	}
+		}
+	})
 }
 
 // Keys: none or a wrong one is refused; another key's task does not exist.
 func TestAuthAndErrors(t *testing.T) {
 	t.Parallel()
-	const otherKey = "other-key-9876543210"
-	srv := startServer(t, t.TempDir(), "TUNEHOOK_API_KEYS="+testKey+","+otherKey)
-	taskID := srv.submit(generateBody("https://example.com/cb"))
+	eachStore(t, func(t *testing.T, st store) {
+		const otherKey = "other-key-9876543210"
+		srv := startServer(t, t.TempDir(), st.with("TUNEHOOK_API_KEYS="+testKey+","+otherKey)...)
+		taskID := srv.submit(generateBody("https://example.com/cb"))
 
-	tests := []struct {
-		name, method, path, key string
-		body                    any
-		wantCode                int
-		wantMsg                 string
-	}{
-		{"no key", "GET", "/api/v1/generate/record-info?taskId=" + taskID, "", nil, 401, ""},
-		{"wrong key", "GET", "/api/v1/generate/record-info?taskId=" + taskID, "nope-nope-nope", nil, 401, ""},
-		{"another key's task", "GET", "/api/v1/generate/record-info?taskId=" + taskID, otherKey, nil, 404, ""},
-		{"unknown task", "GET", "/api/v1/generate/record-info?taskId=ffffffffffffffffffffffffffffffff", testKey, nil, 404, ""},
-		{"missing callBackUrl", "POST", "/api/v1/generate", testKey, map[string]any{"customMode": false, "instrumental": false, "model": "V5", "prompt": "x"}, 400, "Please enter callBackUrl."},
-		{"unknown model", "POST", "/api/v1/generate", testKey, map[string]any{"customMode": false, "instrumental": false, "model": "V9", "prompt": "x", "callBackUrl": "https://example.com/"}, 400, ""},
-		{"unknown path", "GET", "/api/v1/nothing-here", testKey, nil, 404, ""},
-	}
-	for _, tt := range tests {
-		env := srv.api(tt.method, tt.path, tt.key, tt.body, nil)
-		if env.Code != tt.wantCode || (tt.wantMsg != "" && env.Msg != tt.wantMsg) || env.Msg == "" {
-			t.Errorf("%s: got code %d msg %q, want %d %q", tt.name, env.Code, env.Msg, tt.wantCode, tt.wantMsg)
+		tests := []struct {
+			name, method, path, key string
+			body                    any
+			wantCode                int
+			wantMsg                 string
+		}{
+			{"no key", "GET", "/api/v1/generate/record-info?taskId=" + taskID, "", nil, 401, ""},
+			{"wrong key", "GET", "/api/v1/generate/record-info?taskId=" + taskID, "nope-nope-nope", nil, 401, ""},
+			{"another key's task", "GET", "/api/v1/generate/record-info?taskId=" + taskID, otherKey, nil, 404, ""},
+			{"unknown task", "GET", "/api/v1/generate/record-info?taskId=ffffffffffffffffffffffffffffffff", testKey, nil, 404, ""},
+			{"missing callBackUrl", "POST", "/api/v1/generate", testKey, map[string]any{"customMode": false, "instrumental": false, "model": "V5", "prompt": "x"}, 400, "Please enter callBackUrl."},
+			{"unknown model", "POST", "/api/v1/generate", testKey, map[string]any{"customMode": false, "instrumental": false, "model": "V9", "prompt": "x", "callBackUrl": "https://example.com/"}, 400, ""},
+			{"unknown path", "GET", "/api/v1/nothing-here", testKey, nil, 404, ""},
 		}
-	}
-	if got := srv.recordInfo(taskID); got.TaskID != taskID {
-		t.Errorf("the owner cannot read its task: %+v", got)
-	}
+		for _, tt := range tests {
+			env := srv.api(tt.method, tt.path, tt.key, tt.body, nil)
+			if env.Code != tt.wantCode || (tt.wantMsg != "" && env.Msg != tt.wantMsg) || env.Msg == "" {
+				t.Errorf("%s: got code %d msg %q, want %d %q", tt.name, env.Code, env.Msg, tt.wantCode, tt.wantMsg)
+			}
+		}
+		if got := srv.recordInfo(taskID); got.TaskID != taskID {
+			t.Errorf("the owner cannot read its task: %+v", got)
+		}
+	})
 }
 
 // With no keys configured, the first start generates a key, prints it once

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tunehook/tunehook"
+	"github.com/tunehook/tunehook/internal/pgtest"
 )
 
 // binary is the tunehook binary built once for all end-to-end tests.
@@ -55,6 +57,36 @@ var baseEnv = map[string]string{
 	"TUNEHOOK_SYNTH_DURATION":          "4s",
 	"TUNEHOOK_CALLBACK_TIMEOUT":        "2s",
 	"TUNEHOOK_CALLBACK_RETRY_DELAYS":   "1s,2s,3s",
+}
+
+// store names the database test servers run on, as the environment entries
+// that select it: none for SQLite in the data dir, the URL of a fresh
+// PostgreSQL schema otherwise.
+type store struct {
+	name string
+	env  []string
+}
+
+// with returns the store's environment followed by overrides, for
+// startServer.
+func (s store) with(overrides ...string) []string {
+	return append(slices.Clone(s.env), overrides...)
+}
+
+// eachStore runs test as parallel subtests on SQLite and on PostgreSQL. The
+// PostgreSQL one skips, saying why, when TUNEHOOK_TEST_DATABASE_URL is unset.
+func eachStore(t *testing.T, test func(t *testing.T, st store)) {
+	t.Helper()
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			st := store{name: name}
+			if name == "postgres" {
+				st.env = []string{"TUNEHOOK_DATABASE_URL=" + pgtest.URL(t)}
+			}
+			test(t, st)
+		})
+	}
 }
 
 // server is one running tunehook process.
@@ -236,7 +268,8 @@ func generateBody(callbackURL string) map[string]any {
 
 // delivery is one callback POST a receiver got.
 type delivery struct {
-	at     time.Time
+	at     time.Time // when the request arrived
+	done   time.Time // when it was answered; zero while in progress
 	header http.Header
 	raw    []byte
 	body   tunehook.Callback
@@ -261,6 +294,7 @@ func newReceiver(t *testing.T, respond func(d delivery, n int) int) *receiver {
 			t.Errorf("callback is not JSON: %v: %s", err, raw)
 		}
 		r.mu.Lock()
+		i := len(r.got)
 		r.got = append(r.got, d)
 		n := len(r.byType(d.body.Data.CallbackType))
 		r.mu.Unlock()
@@ -270,6 +304,9 @@ func newReceiver(t *testing.T, respond func(d delivery, n int) int) *receiver {
 		}
 		w.WriteHeader(status)
 		fmt.Fprintf(w, `{"status":"received"}`)
+		r.mu.Lock()
+		r.got[i].done = time.Now()
+		r.mu.Unlock()
 	}))
 	t.Cleanup(r.Close)
 	return r

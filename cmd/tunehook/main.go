@@ -39,8 +39,10 @@ var errUsage = errors.New("usage")
 const usage = `tunehook is a self-hostable music-generation task server with Suno-style callbacks.
 
 Usage:
-  tunehook serve [flags]   run the server (tunehook serve -h lists every flag)
-  tunehook version         print the version
+  tunehook serve [flags]     run the server (tunehook serve -h lists every flag)
+  tunehook migrate [flags]   bring the database schema up to date, then exit
+  tunehook bench [flags]     measure submissions, delivery and latency on this machine
+  tunehook version           print the version
 `
 
 // run is the whole program; main only supplies the process's environment.
@@ -52,6 +54,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[1] {
 	case "serve":
 		return serve(ctx, args[2:], getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args[2:], getenv, stdout, stderr)
+	case "bench":
+		return bench(ctx, args[2:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tunehook", tunehook.Version)
 		return nil

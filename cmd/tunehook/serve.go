@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,8 +24,10 @@ import (
 	"github.com/tunehook/tunehook/internal/httpapi"
 	"github.com/tunehook/tunehook/internal/media"
 	"github.com/tunehook/tunehook/internal/payload"
+	"github.com/tunehook/tunehook/internal/postgres"
 	"github.com/tunehook/tunehook/internal/sqlite"
 	"github.com/tunehook/tunehook/internal/synth"
+	"github.com/tunehook/tunehook/internal/task"
 	"github.com/tunehook/tunehook/internal/worker"
 )
 
@@ -36,20 +39,13 @@ const shutdownGrace = 5 * time.Second
 // serve runs the server until ctx is cancelled, then shuts it down: no new
 // requests, stages in progress handed back, callbacks in flight finished.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(args, getenv, stderr)
+	cfg, err := config.Load("tunehook serve", args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 
-	if cfg.DatabaseURL != "" {
-		return errors.New("TUNEHOOK_DATABASE_URL: PostgreSQL is not supported by this build yet; leave it empty to use SQLite")
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	dbPath := filepath.Join(cfg.DataDir, "tunehook.db")
-	store, err := sqlite.Open(ctx, dbPath, sqlite.Options{Logger: logger})
+	store, storeName, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -121,7 +117,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 
-	printBanner(stdout, cfg, links.PublicURL, keys)
+	printBanner(stdout, cfg, "http://"+reachable(ln.Addr()), links.PublicURL, storeName, keys)
 	logger.Info("serving", "addr", ln.Addr().String(), "public_url", links.PublicURL, "owner", owner,
 		"callback_timeout", cfg.CallbackTimeout, "callback_retry_delays", cfg.CallbackRetryDelays)
 
@@ -145,6 +141,36 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return err
 }
 
+// openStore opens the store cfg names, PostgreSQL at cfg.DatabaseURL or
+// else SQLite in the data dir, and says which for the banner.
+func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (task.Store, string, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, "", fmt.Errorf("create data dir: %w", err)
+	}
+	if cfg.DatabaseURL != "" {
+		st, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Logger: logger})
+		if err != nil {
+			return nil, "", err
+		}
+		return st, "PostgreSQL " + redacted(cfg.DatabaseURL), nil
+	}
+	path := filepath.Join(cfg.DataDir, "tunehook.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{Logger: logger})
+	if err != nil {
+		return nil, "", err
+	}
+	return st, "SQLite " + path, nil
+}
+
+// redacted returns a database URL fit to print: without its password.
+func redacted(databaseURL string) string {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
 // keySet is the API keys the server accepts and where they come from.
 type keySet struct {
 	accepted []string
@@ -159,6 +185,11 @@ type keySet struct {
 func apiKeys(cfg config.Config) (keySet, error) {
 	if len(cfg.APIKeys) > 0 {
 		return keySet{accepted: cfg.APIKeys, source: fmt.Sprintf("%d from TUNEHOOK_API_KEYS", len(cfg.APIKeys))}, nil
+	}
+	if cfg.DatabaseURL != "" {
+		// A key generated into one instance's data dir would be refused by
+		// the others behind the same load balancer.
+		return keySet{}, errors.New("TUNEHOOK_API_KEYS: required with TUNEHOOK_DATABASE_URL, so that every instance sharing the database accepts the same keys")
 	}
 	path := filepath.Join(cfg.DataDir, "api-key")
 	b, err := os.ReadFile(path)
@@ -192,10 +223,13 @@ func writeNew(path, s string) error {
 	return f.Close()
 }
 
-func printBanner(w io.Writer, cfg config.Config, publicURL string, keys keySet) {
+func printBanner(w io.Writer, cfg config.Config, listenURL, publicURL, storeName string, keys keySet) {
 	key := "$TUNEHOOK_API_KEY"
-	fmt.Fprintf(w, "tunehook %s listening on %s\n", tunehook.Version, publicURL)
-	fmt.Fprintf(w, "  database: SQLite %s\n", filepath.Join(cfg.DataDir, "tunehook.db"))
+	fmt.Fprintf(w, "tunehook %s listening on %s\n", tunehook.Version, listenURL)
+	if publicURL != listenURL {
+		fmt.Fprintf(w, "  public:   %s\n", publicURL)
+	}
+	fmt.Fprintf(w, "  database: %s\n", storeName)
 	fmt.Fprintf(w, "  media:    %s\n", cfg.MediaDir)
 	if keys.fresh {
 		key = keys.accepted[0]

@@ -165,12 +165,12 @@ var settings = []setting{
 	}},
 }
 
-// Load reads the settings of tunehook serve from args (the flags after the
-// subcommand) and getenv. A flag wins over its variable, which wins over the
-// default; --dev changes some defaults into the sandbox preset. Usage and
-// flag errors go to output.
-func Load(args []string, getenv func(string) string, output io.Writer) (Config, error) {
-	fs := flag.NewFlagSet("tunehook serve", flag.ContinueOnError)
+// Load reads the settings of command (such as "tunehook serve") from args
+// (the flags after the subcommand) and getenv. A flag wins over its
+// variable, which wins over the default; --dev changes some defaults into
+// the sandbox preset. Usage and flag errors go to output.
+func Load(command string, args []string, getenv func(string) string, output io.Writer) (Config, error) {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	fs.SetOutput(output)
 	dev := fs.Bool("dev", false, "sandbox preset: private callbacks allowed, simulation on, short stages and tracks")
 	values := make([]flagValue, len(settings))

@@ -15,7 +15,7 @@ func env(m map[string]string) func(string) string {
 
 func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
-	c, err := Load(nil, env(nil), io.Discard)
+	c, err := Load("tunehook serve", nil, env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestLoadEveryName(t *testing.T) {
 		"TUNEHOOK_SYNTH_DELAYS":            "0s,100ms,200ms",
 		"TUNEHOOK_SYNTH_DURATION":          "5s",
 	}
-	c, err := Load(nil, env(e), io.Discard)
+	c, err := Load("tunehook serve", nil, env(e), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestLoadEveryName(t *testing.T) {
 func TestLoadPrecedence(t *testing.T) {
 	t.Parallel()
 	e := env(map[string]string{"TUNEHOOK_CALLBACK_TIMEOUT": "3s", "TUNEHOOK_SYNTH_DURATION": "9s"})
-	c, err := Load([]string{"--callback-timeout", "4s", "--dev"}, e, io.Discard)
+	c, err := Load("tunehook serve", []string{"--callback-timeout", "4s", "--dev"}, e, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestLoadPrecedence(t *testing.T) {
 
 func TestLoadNoRetries(t *testing.T) {
 	t.Parallel()
-	c, err := Load(nil, env(map[string]string{"TUNEHOOK_CALLBACK_RETRY_DELAYS": "none"}), io.Discard)
+	c, err := Load("tunehook serve", nil, env(map[string]string{"TUNEHOOK_CALLBACK_RETRY_DELAYS": "none"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestLoadRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
 			t.Parallel()
-			_, err := Load(nil, env(map[string]string{tt.name: tt.value}), io.Discard)
+			_, err := Load("tunehook serve", nil, env(map[string]string{tt.name: tt.value}), io.Discard)
 			if err == nil {
 				t.Fatalf("got no error, want one")
 			}
@@ -151,20 +151,20 @@ func TestLoadRejects(t *testing.T) {
 
 func TestLoadFlagErrors(t *testing.T) {
 	t.Parallel()
-	if _, err := Load([]string{"--callback-timeout", "soon"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--callback-timeout") {
+	if _, err := Load("tunehook serve", []string{"--callback-timeout", "soon"}, env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "--callback-timeout") {
 		t.Errorf("got %v, want an error naming --callback-timeout", err)
 	}
-	if _, err := Load([]string{"--no-such-flag"}, env(nil), io.Discard); err == nil {
+	if _, err := Load("tunehook serve", []string{"--no-such-flag"}, env(nil), io.Discard); err == nil {
 		t.Error("got no error for an unknown flag")
 	}
-	if _, err := Load([]string{"extra"}, env(nil), io.Discard); err == nil {
+	if _, err := Load("tunehook serve", []string{"extra"}, env(nil), io.Discard); err == nil {
 		t.Error("got no error for a stray argument")
 	}
 }
 
 func TestLoadBoolFlags(t *testing.T) {
 	t.Parallel()
-	c, err := Load([]string{"--simulation", "--allow-private-callbacks=false"}, env(map[string]string{"TUNEHOOK_ALLOW_PRIVATE_CALLBACKS": "true"}), io.Discard)
+	c, err := Load("tunehook serve", []string{"--simulation", "--allow-private-callbacks=false"}, env(map[string]string{"TUNEHOOK_ALLOW_PRIVATE_CALLBACKS": "true"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

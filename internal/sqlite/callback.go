@@ -1,12 +1,10 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/tunehook/tunehook/internal/task"
@@ -81,9 +79,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, limit int, lea
 		return nil, fmt.Errorf("claim callbacks for %s: %w", owner, err)
 	}
 	// RETURNING has no order of its own; restore the claim's.
-	slices.SortFunc(cbs, func(a, b *task.Callback) int {
-		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
-	})
+	slices.SortFunc(cbs, task.CallbackClaimOrder)
 	return cbs, nil
 }
 
@@ -119,7 +115,7 @@ func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt,
 	if err != nil {
 		return fmt.Errorf("record attempt %d of callback %s: %w", a.N, a.CallbackID, err)
 	}
-	signal(s.callbackReady)
+	s.callbackReady.Notify()
 	return nil
 }
 

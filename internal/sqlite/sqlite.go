@@ -51,8 +51,8 @@ type Store struct {
 	lock          *flock.Flock
 	now           func() time.Time
 	logger        *slog.Logger
-	taskReady     chan struct{}
-	callbackReady chan struct{}
+	taskReady     task.Signal
+	callbackReady task.Signal
 }
 
 // Open opens (creating if needed) the database file at path, applies the
@@ -68,8 +68,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		lock:          flock.New(path + ".lock"),
 		now:           opts.Now,
 		logger:        opts.Logger,
-		taskReady:     make(chan struct{}, 1),
-		callbackReady: make(chan struct{}, 1),
+		taskReady:     task.NewSignal(),
+		callbackReady: task.NewSignal(),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -245,15 +245,6 @@ func fenced(res sql.Result, err error) error {
 		return task.ErrLeaseLost
 	}
 	return nil
-}
-
-// signal wakes whoever waits on ch without ever blocking: one pending
-// signal is as good as many.
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
 }
 
 // placeholders returns n comma-separated parameter markers for an IN list.

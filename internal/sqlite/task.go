@@ -1,13 +1,11 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/tunehook/tunehook/internal/task"
@@ -77,7 +75,7 @@ func (s *Store) CreateTask(ctx context.Context, t *task.Task) error {
 	if err != nil {
 		return fmt.Errorf("create task %s: %w", t.ID, err)
 	}
-	signal(s.taskReady)
+	s.taskReady.Notify()
 	return nil
 }
 
@@ -187,9 +185,7 @@ func (s *Store) ClaimTasks(ctx context.Context, owner string, limit int, lease t
 		return nil, fmt.Errorf("claim tasks for %s: %w", owner, err)
 	}
 	// RETURNING has no order of its own; restore the claim's.
-	slices.SortFunc(tasks, func(a, b *task.Task) int {
-		return cmp.Or(a.RunAt.Compare(b.RunAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
-	})
+	slices.SortFunc(tasks, task.TaskClaimOrder)
 	return tasks, nil
 }
 
@@ -242,9 +238,9 @@ func (s *Store) CommitStage(ctx context.Context, owner string, c task.StageCommi
 	if err != nil {
 		return fmt.Errorf("commit task %s from %s: %w", c.TaskID, c.From, err)
 	}
-	signal(s.taskReady)
+	s.taskReady.Notify()
 	if c.Callback != nil {
-		signal(s.callbackReady)
+		s.callbackReady.Notify()
 	}
 	return nil
 }
@@ -258,7 +254,7 @@ func (s *Store) ReleaseTask(ctx context.Context, taskID, owner string, runAt tim
 	if err != nil {
 		return fmt.Errorf("release task %s: %w", taskID, err)
 	}
-	signal(s.taskReady)
+	s.taskReady.Notify()
 	return nil
 }
 

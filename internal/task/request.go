@@ -127,6 +127,10 @@ func (r Request) Validate() error {
 		{"negativeTags", r.NegativeTags, negativeTagsMax},
 		{"personaId", r.PersonaID, personaIDMax},
 	} {
+		if strings.ContainsRune(f.value, 0) {
+			// Not storable in PostgreSQL's text, and never meant.
+			return Errorf(CodeInvalid, "%s must not contain NUL characters.", f.name)
+		}
 		if n := utf8.RuneCountInString(f.value); n > f.max {
 			return Errorf(CodeTooLarge, "%s is too long: %d characters, the limit is %d for model %s%s.",
 				f.name, n, f.max, r.Model, modeNote(f.name, r.IsCustom()))

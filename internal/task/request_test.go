@@ -169,6 +169,8 @@ func requestCases() []requestCase {
 		{name: "string", raw: `"V5"`, wantCode: CodeInvalid, wantInMsg: "JSON object"},
 		{name: "number", raw: `42`, wantCode: CodeInvalid, wantInMsg: "JSON object"},
 		{name: "null", raw: `null`, wantCode: CodeInvalid, wantInMsg: "JSON object"},
+		{name: "NUL in prompt", raw: strings.Replace(validJSON, `"a song"`, `"a\u0000song"`, 1), wantCode: CodeInvalid, wantInMsg: "prompt"},
+		{name: "NUL in style", raw: strings.Replace(validJSON, "{", `{"style":"rock\u0000",`, 1), wantCode: CodeInvalid, wantInMsg: "style"},
 		{name: "weight out of float range", raw: strings.Replace(validJSON, "{", `{"styleWeight":1e999,`, 1),
 			wantCode: CodeInvalid, wantMsg: "styleWeight is out of range; use a number between 0.00 and 1.00."},
 		{name: "bool named as boolean", raw: strings.Replace(validJSON, "{", `{"prompt":true,`, 1),

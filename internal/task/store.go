@@ -1,7 +1,9 @@
 package task
 
 import (
+	"cmp"
 	"context"
+	"strings"
 	"time"
 )
 
@@ -120,4 +122,32 @@ type Store interface {
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Signal is what a Store's TaskReady and CallbackReady channels are made
+// of: it holds at most one pending wake-up, and notifying never blocks,
+// since one pending wake-up is as good as many.
+type Signal chan struct{}
+
+// NewSignal returns a Signal with no wake-up pending.
+func NewSignal() Signal { return make(Signal, 1) }
+
+// Notify leaves a wake-up pending, unless one is already.
+func (s Signal) Notify() {
+	select {
+	case s <- struct{}{}:
+	default:
+	}
+}
+
+// TaskClaimOrder orders tasks as ClaimTasks hands them out: earliest due
+// first, then oldest, then by ID.
+func TaskClaimOrder(a, b *Task) int {
+	return cmp.Or(a.RunAt.Compare(b.RunAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+}
+
+// CallbackClaimOrder orders callbacks as ClaimCallbacks hands them out:
+// earliest due first, then oldest, then by ID.
+func CallbackClaimOrder(a, b *Callback) int {
+	return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 }

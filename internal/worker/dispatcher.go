@@ -159,9 +159,13 @@ func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
 	cancel()
 
 	state, next := d.outcome(a)
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	defer cancel()
-	err := d.cfg.Store.RecordAttempt(rctx, d.cfg.Owner, a, state, next)
+	// Recorded while the lease lasts, through a database restart if need
+	// be: an attempt that is not recorded is made again, and a delivered
+	// one would reach the receiver twice. The lease outlives the attempt
+	// by LeaseMargin; half of it stays on the safe side.
+	err := persist(ctx, d.cfg.LeaseMargin/2, func(ctx context.Context) error {
+		return d.cfg.Store.RecordAttempt(ctx, d.cfg.Owner, a, state, next)
+	})
 
 	log := d.cfg.Logger
 	attrs := []any{

@@ -45,9 +45,15 @@ func (l *claimLoop[T]) run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 
+	// Claims are batched under load: a claim is a durable transaction, and
+	// claiming each time a single slot frees would cost one per item.
+	// Waiting for a quarter of the slots keeps claims few without letting
+	// the work in flight drain.
+	batch := max(l.slots/4, 1)
 	for {
 		wait := time.Duration(-1) // negative: no timer, wait for a signal
-		if busy < l.slots {
+		canClaim := busy == 0 || l.slots-busy >= batch
+		if canClaim {
 			if d := time.Until(retryAt); d > 0 {
 				// Still backing off; a freed slot does not cut it short.
 				wait = d
@@ -70,9 +76,9 @@ func (l *claimLoop[T]) run(ctx context.Context) error {
 			}
 		}
 		ready := l.ready
-		if busy == l.slots || failures > 0 {
-			// Full: only a freed slot helps. Failing: keep the backoff
-			// rather than hammer the store on every signal.
+		if !canClaim || failures > 0 {
+			// Too full to claim: only freed slots help. Failing: keep the
+			// backoff rather than hammer the store on every signal.
 			ready = nil
 		}
 		var tick <-chan time.Time

@@ -147,9 +147,10 @@ func (r *Runner) work(ctx context.Context, t *task.Task) {
 // release hands t back to the store, due at runAt. It runs on after
 // shutdown began, so it must not use ctx's cancellation.
 func (r *Runner) release(ctx context.Context, t *task.Task, runAt time.Time) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	defer cancel()
-	if err := r.cfg.Store.ReleaseTask(rctx, t.ID, r.cfg.Owner, runAt); err != nil {
+	err := persist(ctx, r.cfg.Lease/2, func(ctx context.Context) error {
+		return r.cfg.Store.ReleaseTask(ctx, t.ID, r.cfg.Owner, runAt)
+	})
+	if err != nil {
 		return fmt.Errorf("release task %s: %w", t.ID, err)
 	}
 	return nil
@@ -261,11 +262,14 @@ func (r *Runner) callback(t *task.Task, stage task.Stage, now time.Time) (*task.
 }
 
 // commit stores a finished stage. Work that is done is worth keeping even
-// when shutdown began meanwhile, so the commit is not cut by ctx.
+// when shutdown began meanwhile, or the database is away for a moment: the
+// commit is retried while the lease lasts. The heartbeat renewed the lease
+// at most Lease/3 before the stage ended, so Lease/2 stays inside it.
 func (r *Runner) commit(ctx context.Context, c task.StageCommit) error {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	defer cancel()
-	if err := r.cfg.Store.CommitStage(cctx, r.cfg.Owner, c); err != nil {
+	err := persist(ctx, r.cfg.Lease/2, func(ctx context.Context) error {
+		return r.cfg.Store.CommitStage(ctx, r.cfg.Owner, c)
+	})
+	if err != nil {
 		return fmt.Errorf("commit task %s to %s: %w", c.TaskID, c.To, err)
 	}
 	return nil

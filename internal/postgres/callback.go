@@ -1,0 +1,207 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tunehook/tunehook/internal/task"
+)
+
+// callbackColumns are the columns scanCallback reads, in its order.
+const callbackColumns = `id, task_id, stage, url, body, state, attempts, next_attempt_at, created_at, finished_at`
+
+// scanCallback reads one row of callbackColumns.
+func scanCallback(row pgx.Row) (*task.Callback, error) {
+	var (
+		c              task.Callback
+		next, finished *time.Time
+	)
+	err := row.Scan(&c.ID, &c.TaskID, &c.Stage, &c.URL, &c.Body, &c.State, &c.Attempts, &next, &c.CreatedAt, &finished)
+	if err != nil {
+		return nil, err
+	}
+	c.NextAttemptAt, c.FinishedAt = fromNullTime(next), fromNullTime(finished)
+	return &c, nil
+}
+
+// insertCallback stores c as a new pending callback of task taskID, due at
+// c.NextAttemptAt. A second callback for the same stage of a task violates
+// UNIQUE (task_id, stage).
+func insertCallback(ctx context.Context, tx pgx.Tx, taskID string, c *task.Callback) error {
+	_, err := tx.Exec(ctx, `INSERT INTO callbacks (id, task_id, stage, url, body, state, attempts, next_attempt_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)`,
+		c.ID, taskID, c.Stage, c.URL, c.Body, task.DeliveryPending, c.NextAttemptAt, c.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("insert %s callback %s: %w", c.Stage, c.ID, err)
+	}
+	return nil
+}
+
+// claimCallbacksQuery leases the due pending callbacks, with SKIP LOCKED
+// for the reasons given at claimTasksQuery. Final callbacks have no
+// next_attempt_at and never match; the partial index callbacks_due serves
+// both the filter and the order.
+const claimCallbacksQuery = `UPDATE callbacks
+	SET lease_owner = $1, lease_until = $2
+	WHERE id IN (
+		SELECT id FROM callbacks
+		WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $3
+			AND (lease_until IS NULL OR lease_until <= $3)
+		ORDER BY next_attempt_at, created_at, id
+		LIMIT $4
+		FOR UPDATE SKIP LOCKED)
+	RETURNING ` + callbackColumns
+
+// ClaimCallbacks leases up to limit due pending callbacks to owner,
+// earliest due first.
+func (s *Store) ClaimCallbacks(ctx context.Context, owner string, limit int, lease time.Duration) ([]*task.Callback, error) {
+	// PostgreSQL refuses a negative LIMIT.
+	if limit <= 0 {
+		return nil, nil
+	}
+	now := s.now()
+	var cbs []*task.Callback
+	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
+		rows, err := c.Query(ctx, claimCallbacksQuery, owner, now.Add(lease), now, limit)
+		if err != nil {
+			return err
+		}
+		cbs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*task.Callback, error) { return scanCallback(row) })
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim callbacks for %s: %w", owner, err)
+	}
+	// RETURNING has no order of its own; restore the claim's.
+	slices.SortFunc(cbs, task.CallbackClaimOrder)
+	return cbs, nil
+}
+
+// RecordAttempt stores attempt a of a callback under owner's unexpired
+// lease, frees the lease and moves the callback to state, due again at next
+// while it stays pending, in which case it wakes every instance.
+func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
+	now := s.now()
+	var nextAt, finishedAt *time.Time
+	switch state {
+	case task.DeliveryPending:
+		nextAt = &next
+	case task.DeliveryDelivered, task.DeliveryExhausted:
+		finishedAt = &now
+	default:
+		return fmt.Errorf("record attempt %d of callback %s: unknown delivery state %q", a.N, a.CallbackID, state)
+	}
+	// A zero status code means no response arrived: NULL says so.
+	var status *int
+	if a.StatusCode != 0 {
+		status = &a.StatusCode
+	}
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		err := fenced(tx.Exec(ctx, `UPDATE callbacks
+			SET state = $1, attempts = $2, next_attempt_at = $3, finished_at = $4, lease_owner = NULL, lease_until = NULL
+			WHERE id = $5 AND lease_owner = $6 AND lease_until > $7`,
+			state, a.N, nextAt, finishedAt, a.CallbackID, owner, now))
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO attempts (callback_id, n, started_at, duration_ms, status_code, error, response)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			a.CallbackID, a.N, a.StartedAt, a.Duration.Milliseconds(), status, validText(a.Error), a.Response)
+		if err != nil {
+			return err
+		}
+		if state != task.DeliveryPending {
+			return nil
+		}
+		return s.notify(ctx, tx, wakeCallback)
+	})
+	if err != nil {
+		return fmt.Errorf("record attempt %d of callback %s: %w", a.N, a.CallbackID, err)
+	}
+	s.callbackReady.Notify()
+	return nil
+}
+
+// NextCallbackDue returns when the earliest pending callback can be
+// claimed: at its next attempt, or when its lease expires if that is later
+// (see NextTaskDue).
+func (s *Store) NextCallbackDue(ctx context.Context) (time.Time, error) {
+	next, err := s.nextDue(ctx, `SELECT min(greatest(next_attempt_at, lease_until))
+		FROM callbacks WHERE next_attempt_at IS NOT NULL`)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next callback due: %w", err)
+	}
+	return next, nil
+}
+
+// CallbackReady signals after this instance inserted a callback or
+// recorded an attempt, and after another instance made a callback due.
+func (s *Store) CallbackReady() <-chan struct{} { return s.callbackReady }
+
+// Callbacks returns the callbacks of a task in the order they were created,
+// callbacks created at the same instant in stage order, each with its
+// attempts in the order they were made.
+func (s *Store) Callbacks(ctx context.Context, taskID string) ([]*task.Callback, error) {
+	var cbs []*task.Callback
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+callbackColumns+` FROM callbacks WHERE task_id = $1
+			ORDER BY created_at,
+				CASE stage WHEN 'text' THEN 0 WHEN 'first' THEN 1 WHEN 'complete' THEN 2 ELSE 3 END`, taskID)
+		if err != nil {
+			return err
+		}
+		cbs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*task.Callback, error) { return scanCallback(row) })
+		if err != nil {
+			return err
+		}
+		return loadHistory(ctx, tx, taskID, cbs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("callbacks of task %s: %w", taskID, err)
+	}
+	return cbs, nil
+}
+
+// loadHistory appends the attempts of task taskID's callbacks cbs to their
+// History, ordered by n.
+func loadHistory(ctx context.Context, tx pgx.Tx, taskID string, cbs []*task.Callback) error {
+	if len(cbs) == 0 {
+		return nil
+	}
+	byID := make(map[string]*task.Callback, len(cbs))
+	for _, c := range cbs {
+		byID[c.ID] = c
+	}
+	rows, err := tx.Query(ctx, `SELECT a.callback_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response
+		FROM attempts a JOIN callbacks c ON c.id = a.callback_id
+		WHERE c.task_id = $1 ORDER BY a.callback_id, a.n`, taskID)
+	if err != nil {
+		return fmt.Errorf("load attempts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			a          task.Attempt
+			durationMS int64
+			status     *int
+		)
+		if err := rows.Scan(&a.CallbackID, &a.N, &a.StartedAt, &durationMS, &status, &a.Error, &a.Response); err != nil {
+			return fmt.Errorf("load attempts: %w", err)
+		}
+		a.Duration = time.Duration(durationMS) * time.Millisecond
+		if status != nil {
+			a.StatusCode = *status
+		}
+		c := byID[a.CallbackID]
+		c.History = append(c.History, a)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load attempts: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,302 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tunehook/tunehook/internal/task"
+)
+
+// taskColumns are the columns scanTask reads, in its order.
+const taskColumns = `id, owner, model, param, callback_url, status, title, lyrics, tags,
+	error_code, error_message, run_at, stage_attempts, created_at, updated_at`
+
+// scanTask reads one row of taskColumns.
+func scanTask(row pgx.Row) (*task.Task, error) {
+	var (
+		t     task.Task
+		code  *int
+		msg   *string
+		runAt *time.Time
+	)
+	err := row.Scan(&t.ID, &t.Owner, &t.Model, &t.Param, &t.CallbackURL, &t.Status,
+		&t.Text.Title, &t.Text.Lyrics, &t.Text.Tags, &code, &msg, &runAt, &t.StageAttempts, &t.CreatedAt, &t.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	if code != nil {
+		t.Failure = &task.Failure{Code: *code}
+		if msg != nil {
+			t.Failure.Message = *msg
+		}
+	}
+	t.RunAt = fromNullTime(runAt)
+	return &t, nil
+}
+
+// runAt returns the run_at a task with status s and next stage due at t is
+// stored with: NULL once final, which takes it out of the queue.
+func runAt(s task.Status, t time.Time) *time.Time {
+	if s.Final() {
+		return nil
+	}
+	return &t
+}
+
+// failureColumns returns f as the error_code and error_message columns.
+func failureColumns(f *task.Failure) (*int, *string) {
+	if f == nil {
+		return nil, nil
+	}
+	return &f.Code, &f.Message
+}
+
+// CreateTask stores t as a new task with its text, failure and tracks, due
+// at t.RunAt (never, when t.Status is final), and wakes every instance when
+// it is due some day.
+func (s *Store) CreateTask(ctx context.Context, t *task.Task) error {
+	code, msg := failureColumns(t.Failure)
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO tasks (`+taskColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			t.ID, t.Owner, t.Model, t.Param, t.CallbackURL, t.Status, t.Text.Title, t.Text.Lyrics, t.Text.Tags,
+			code, msg, runAt(t.Status, t.RunAt), t.StageAttempts, t.CreatedAt, t.UpdatedAt)
+		if err != nil {
+			return err
+		}
+		for _, tr := range t.Tracks {
+			if err := insertTrack(ctx, tx, t.ID, tr); err != nil {
+				return err
+			}
+		}
+		if t.Status.Final() {
+			return nil
+		}
+		return s.notify(ctx, tx, wakeTask)
+	})
+	if err != nil {
+		return fmt.Errorf("create task %s: %w", t.ID, err)
+	}
+	s.taskReady.Notify()
+	return nil
+}
+
+// insertTrack stores tr as a track of task taskID.
+func insertTrack(ctx context.Context, tx pgx.Tx, taskID string, tr task.Track) error {
+	_, err := tx.Exec(ctx, `INSERT INTO tracks (id, task_id, idx, audio_key, image_key, duration, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		tr.ID, taskID, tr.Index, tr.AudioKey, tr.ImageKey, tr.Duration, tr.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("insert track %d: %w", tr.Index, err)
+	}
+	return nil
+}
+
+// loadTracks sets the Tracks of tasks, ordered by index.
+func loadTracks(ctx context.Context, tx pgx.Tx, tasks []*task.Task) error {
+	if len(tasks) == 0 {
+		return nil
+	}
+	byID := make(map[string]*task.Task, len(tasks))
+	ids := make([]string, len(tasks))
+	for i, t := range tasks {
+		byID[t.ID] = t
+		ids[i] = t.ID
+	}
+	rows, err := tx.Query(ctx, `SELECT id, task_id, idx, audio_key, image_key, duration, created_at
+		FROM tracks WHERE task_id = ANY($1) ORDER BY task_id, idx`, ids)
+	if err != nil {
+		return fmt.Errorf("load tracks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tr task.Track
+		if err := rows.Scan(&tr.ID, &tr.TaskID, &tr.Index, &tr.AudioKey, &tr.ImageKey, &tr.Duration, &tr.CreatedAt); err != nil {
+			return fmt.Errorf("load tracks: %w", err)
+		}
+		t := byID[tr.TaskID]
+		t.Tracks = append(t.Tracks, tr)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load tracks: %w", err)
+	}
+	return nil
+}
+
+// Task returns the task with its tracks, or an error wrapping
+// task.ErrNotFound.
+func (s *Store) Task(ctx context.Context, id string) (*task.Task, error) {
+	var t *task.Task
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		var err error
+		t, err = scanTask(tx.QueryRow(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return task.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return loadTracks(ctx, tx, []*task.Task{t})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("task %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// claimTasksQuery leases the due tasks. FOR UPDATE SKIP LOCKED makes
+// concurrent claims, of this instance or another, take disjoint sets of
+// rows, and never wait for each other: a row another transaction holds is
+// skipped. Final tasks have no run_at and never match; the partial index
+// tasks_due serves both the filter and the order.
+const claimTasksQuery = `UPDATE tasks
+	SET lease_owner = $1, lease_until = $2, stage_attempts = stage_attempts + 1
+	WHERE id IN (
+		SELECT id FROM tasks
+		WHERE run_at IS NOT NULL AND run_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
+		ORDER BY run_at, created_at, id
+		LIMIT $4
+		FOR UPDATE SKIP LOCKED)
+	RETURNING ` + taskColumns
+
+// ClaimTasks leases up to limit due tasks to owner, oldest due first.
+func (s *Store) ClaimTasks(ctx context.Context, owner string, limit int, lease time.Duration) ([]*task.Task, error) {
+	// PostgreSQL refuses a negative LIMIT.
+	if limit <= 0 {
+		return nil, nil
+	}
+	now := s.now()
+	var tasks []*task.Task
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, claimTasksQuery, owner, now.Add(lease), now, limit)
+		if err != nil {
+			return err
+		}
+		tasks, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*task.Task, error) { return scanTask(row) })
+		if err != nil {
+			return err
+		}
+		return loadTracks(ctx, tx, tasks)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim tasks for %s: %w", owner, err)
+	}
+	// RETURNING has no order of its own; restore the claim's.
+	slices.SortFunc(tasks, task.TaskClaimOrder)
+	return tasks, nil
+}
+
+// ExtendTaskLease renews owner's unexpired lease on a task.
+func (s *Store) ExtendTaskLease(ctx context.Context, taskID, owner string, lease time.Duration) error {
+	now := s.now()
+	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
+		return fenced(c.Exec(ctx, `UPDATE tasks SET lease_until = $1
+			WHERE id = $2 AND lease_owner = $3 AND lease_until > $4`,
+			now.Add(lease), taskID, owner, now))
+	})
+	if err != nil {
+		return fmt.Errorf("extend lease of task %s: %w", taskID, err)
+	}
+	return nil
+}
+
+// CommitStage applies c in one transaction: the update of the task is
+// fenced on owner's unexpired lease and on c.From, and a failing insert of
+// the track or the callback undoes it, notifications included.
+func (s *Store) CommitStage(ctx context.Context, owner string, c task.StageCommit) error {
+	now := s.now()
+	// NULL keeps the stored value: coalesce in the update below.
+	var title, lyrics, tags *string
+	if c.Text != nil {
+		title, lyrics, tags = &c.Text.Title, &c.Text.Lyrics, &c.Text.Tags
+	}
+	code, msg := failureColumns(c.Failure)
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		err := fenced(tx.Exec(ctx, `UPDATE tasks SET status = $1,
+				title = coalesce($2, title), lyrics = coalesce($3, lyrics), tags = coalesce($4, tags),
+				error_code = coalesce($5, error_code), error_message = coalesce($6, error_message),
+				run_at = $7, lease_owner = NULL, lease_until = NULL, stage_attempts = 0, updated_at = $8
+			WHERE id = $9 AND lease_owner = $10 AND lease_until > $8 AND status = $11`,
+			c.To, title, lyrics, tags, code, msg, runAt(c.To, c.RunAt), now, c.TaskID, owner, c.From))
+		if err != nil {
+			return err
+		}
+		if c.Track != nil {
+			if err := insertTrack(ctx, tx, c.TaskID, *c.Track); err != nil {
+				return err
+			}
+		}
+		if c.Callback != nil {
+			if err := insertCallback(ctx, tx, c.TaskID, c.Callback); err != nil {
+				return err
+			}
+			if err := s.notify(ctx, tx, wakeCallback); err != nil {
+				return err
+			}
+		}
+		if c.To.Final() {
+			return nil
+		}
+		return s.notify(ctx, tx, wakeTask)
+	})
+	if err != nil {
+		return fmt.Errorf("commit task %s from %s: %w", c.TaskID, c.From, err)
+	}
+	s.taskReady.Notify()
+	if c.Callback != nil {
+		s.callbackReady.Notify()
+	}
+	return nil
+}
+
+// ReleaseTask frees owner's unexpired lease and makes the task due at runAt.
+func (s *Store) ReleaseTask(ctx context.Context, taskID, owner string, runAt time.Time) error {
+	now := s.now()
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		err := fenced(tx.Exec(ctx, `UPDATE tasks SET run_at = $1, lease_owner = NULL, lease_until = NULL
+			WHERE id = $2 AND lease_owner = $3 AND lease_until > $4`,
+			runAt, taskID, owner, now))
+		if err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, wakeTask)
+	})
+	if err != nil {
+		return fmt.Errorf("release task %s: %w", taskID, err)
+	}
+	s.taskReady.Notify()
+	return nil
+}
+
+// NextTaskDue returns when the earliest unfinished task can be claimed: at
+// its run_at, or when its lease expires if that is later (greatest ignores
+// a NULL lease). Counting leased tasks as due at their run_at would wake a
+// claim loop for nothing, again and again, while the task is being worked
+// on.
+func (s *Store) NextTaskDue(ctx context.Context) (time.Time, error) {
+	next, err := s.nextDue(ctx, `SELECT min(greatest(run_at, lease_until)) FROM tasks WHERE run_at IS NOT NULL`)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("next task due: %w", err)
+	}
+	return next, nil
+}
+
+// nextDue runs a query for one nullable time.
+func (s *Store) nextDue(ctx context.Context, query string) (time.Time, error) {
+	var next *time.Time
+	err := s.withConn(ctx, func(c *pgxpool.Conn) error { return c.QueryRow(ctx, query).Scan(&next) })
+	if err != nil {
+		return time.Time{}, err
+	}
+	return fromNullTime(next), nil
+}
+
+// TaskReady signals after this instance created a task, committed a stage
+// or released a lease, and after another instance made a task due.
+func (s *Store) TaskReady() <-chan struct{} { return s.taskReady }

@@ -194,20 +194,21 @@ func (s *server) stop(limit time.Duration) time.Duration {
 	return time.Since(start)
 }
 
-// api calls the API with key and decodes the envelope's data into data.
-func (s *server) api(method, path, key string, body any, data any) tunehook.Envelope[json.RawMessage] {
-	s.t.Helper()
+// call sends one request to the API with key and decodes the envelope of
+// the answer, returning the HTTP status too.
+func call(method, url, key string, body any) (tunehook.Envelope[json.RawMessage], int, error) {
+	var env tunehook.Envelope[json.RawMessage]
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			s.t.Fatal(err)
+			return env, 0, err
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, s.URL+path, r)
+	req, err := http.NewRequest(method, url, r)
 	if err != nil {
-		s.t.Fatal(err)
+		return env, 0, err
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -215,15 +216,25 @@ func (s *server) api(method, path, key string, body any, data any) tunehook.Enve
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
+		return env, 0, err
 	}
 	defer resp.Body.Close()
-	var env tunehook.Envelope[json.RawMessage]
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		s.t.Fatalf("%s %s: decode envelope: %v", method, path, err)
+		return env, resp.StatusCode, fmt.Errorf("decode envelope: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		s.t.Fatalf("%s %s: HTTP %d, want 200 (the code is in the envelope)", method, path, resp.StatusCode)
+	return env, resp.StatusCode, nil
+}
+
+// api calls the API with key and decodes the envelope's data into data,
+// failing the test if the call fails or the HTTP status is not 200.
+func (s *server) api(method, path, key string, body any, data any) tunehook.Envelope[json.RawMessage] {
+	s.t.Helper()
+	env, status, err := call(method, s.URL+path, key, body)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	if status != http.StatusOK {
+		s.t.Fatalf("%s %s: HTTP %d, want 200 (the code is in the envelope)", method, path, status)
 	}
 	if data != nil && env.Code == 200 {
 		if err := json.Unmarshal(env.Data, data); err != nil {
@@ -334,6 +345,39 @@ func (r *receiver) count(ct tunehook.CallbackType) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.byType(ct))
+}
+
+// duplicateCount counts the deliveries that repeat a task's stage.
+func duplicateCount(got []delivery) int {
+	n, seen := 0, map[string]bool{}
+	for _, d := range got {
+		key := d.body.Data.TaskID + "/" + string(d.body.Data.CallbackType)
+		if seen[key] {
+			n++
+		}
+		seen[key] = true
+	}
+	return n
+}
+
+// recordSlack is how long after its answer an attempt may still be
+// unrecorded: a process killed within it makes the attempt again.
+const recordSlack = 250 * time.Millisecond
+
+// inFlightAt counts the deliveries that a kill at one of the instants could
+// have left unrecorded: in progress then, or answered just before. Only
+// they may arrive twice.
+func inFlightAt(got []delivery, kills []time.Time) int {
+	n := 0
+	for _, d := range got {
+		for _, k := range kills {
+			if !d.at.After(k) && (d.done.IsZero() || d.done.After(k.Add(-recordSlack))) {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // waitUntil polls cond every 20ms until it holds or timeout passes.

@@ -97,23 +97,7 @@ func TestInstancesShareWork(t *testing.T) {
 	}
 
 	got := rcv.deliveries()
-	duplicates := 0
-	seen := map[string]bool{}
-	for _, d := range got {
-		key := d.body.Data.TaskID + "/" + string(d.body.Data.CallbackType)
-		if seen[key] {
-			duplicates++
-		}
-		seen[key] = true
-	}
-	// An attempt can be repeated only if the victim had sent it and not yet
-	// recorded it: in flight at the kill, or answered just before it.
-	inFlight := 0
-	for _, d := range got {
-		if !d.at.After(killed) && (d.done.IsZero() || d.done.After(killed.Add(-time.Second))) {
-			inFlight++
-		}
-	}
+	duplicates, inFlight := duplicateCount(got), inFlightAt(got, []time.Time{killed})
 	t.Logf("%d callbacks, %d duplicates, %d attempts in flight at the kill", len(got), duplicates, inFlight)
 	if duplicates > inFlight {
 		t.Errorf("%d duplicate callbacks, more than the %d attempts in flight at the kill", duplicates, inFlight)

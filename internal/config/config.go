@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -30,11 +31,20 @@ type Config struct {
 	CallbackTimeout       time.Duration
 	CallbackRetryDelays   []time.Duration // one entry per retry
 	AllowPrivateCallbacks bool
-	WebhookHMACKey        string // empty: callbacks are not signed
-	Simulation            bool
-	SynthDelays           [3]time.Duration // pauses before text, first, complete
-	SynthDuration         time.Duration    // 0: each track lasts 2 to 4 minutes
-	Dev                   bool
+	// CallbackAllowCIDRs are ranges callbacks may reach even though they
+	// are not public, such as an internal receiver's 10.1.2.0/24.
+	CallbackAllowCIDRs    []netip.Prefix
+	RequireHTTPSCallbacks bool
+	// WebhookHMACKeys sign callbacks: the first is the current key, and
+	// during a rotation every one of them signs. Empty: unsigned.
+	WebhookHMACKeys []string
+	// WebhookHMACKey is the current key, WebhookHMACKeys[0] (empty when
+	// unsigned), for signers that know one key only.
+	WebhookHMACKey string
+	Simulation     bool
+	SynthDelays    [3]time.Duration // pauses before text, first, complete
+	SynthDuration  time.Duration    // 0: each track lasts 2 to 4 minutes
+	Dev            bool
 }
 
 // A setting is one row of the configuration table: its flag, its variable,
@@ -44,6 +54,14 @@ type setting struct {
 	def, devDef string
 	usage       string
 	set         func(c *Config, v string) error
+}
+
+// secret names the settings whose values may hold credentials: an error
+// about them does not repeat the value into logs.
+var secret = map[string]bool{
+	"TUNEHOOK_DATABASE_URL":     true,
+	"TUNEHOOK_API_KEYS":         true,
+	"TUNEHOOK_WEBHOOK_HMAC_KEY": true,
 }
 
 var settings = []setting{
@@ -130,13 +148,46 @@ var settings = []setting{
 		c.AllowPrivateCallbacks = b
 		return err
 	}},
-	{"webhook-hmac-key", "TUNEHOOK_WEBHOOK_HMAC_KEY", "", "", "`key` that signs callbacks (a whsec_<base64> secret is decoded); empty: unsigned", func(c *Config, v string) error {
-		if rest, ok := strings.CutPrefix(v, "whsec_"); ok {
-			if _, err := base64.StdEncoding.DecodeString(rest); err != nil || rest == "" {
-				return errors.New("a whsec_ key must be followed by standard base64")
+	{"callback-allow-cidrs", "TUNEHOOK_CALLBACK_ALLOW_CIDRS", "", "", "`CIDRs` callbacks may reach even though they are private, comma-separated, such as 10.1.2.0/24", func(c *Config, v string) error {
+		for s := range strings.SplitSeq(v, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
 			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return fmt.Errorf("%q: want a CIDR such as 10.1.2.0/24 or fd00:1::/64", s)
+			}
+			if m := p.Masked(); m != p {
+				// A typo in the prefix length would otherwise widen or
+				// narrow the range silently.
+				return fmt.Errorf("%q has bits set after the prefix: did you mean %s?", s, m)
+			}
+			c.CallbackAllowCIDRs = append(c.CallbackAllowCIDRs, p)
 		}
-		c.WebhookHMACKey = v
+		return nil
+	}},
+	{"require-https-callbacks", "TUNEHOOK_REQUIRE_HTTPS_CALLBACKS", "false", "", "refuse plain http callBackUrls", func(c *Config, v string) error {
+		b, err := parseBool(v)
+		c.RequireHTTPSCallbacks = b
+		return err
+	}},
+	{"webhook-hmac-key", "TUNEHOOK_WEBHOOK_HMAC_KEY", "", "", "`keys` that sign callbacks, comma-separated: the first is the current one, all sign during a rotation (a whsec_<base64> secret is decoded); empty: unsigned", func(c *Config, v string) error {
+		for k := range strings.SplitSeq(v, ",") {
+			k = strings.TrimSpace(k)
+			if k == "" {
+				continue
+			}
+			if rest, ok := strings.CutPrefix(k, "whsec_"); ok {
+				if _, err := base64.StdEncoding.DecodeString(rest); err != nil || rest == "" {
+					return fmt.Errorf("key %d: a whsec_ key must be followed by standard base64", len(c.WebhookHMACKeys)+1)
+				}
+			}
+			c.WebhookHMACKeys = append(c.WebhookHMACKeys, k)
+		}
+		if len(c.WebhookHMACKeys) > 0 {
+			c.WebhookHMACKey = c.WebhookHMACKeys[0]
+		}
 		return nil
 	}},
 	{"simulation", "TUNEHOOK_SIMULATION", "false", "true", "honour tunehook:fail:CODE tokens in prompts", func(c *Config, v string) error {
@@ -204,7 +255,11 @@ func Load(command string, args []string, getenv func(string) string, output io.W
 			v, source = strings.TrimSpace(values[i].v), "--"+s.flag
 		}
 		if err := s.set(&c, v); err != nil {
-			return Config{}, fmt.Errorf("%s: invalid value %q: %w", source, v, err)
+			shown := strconv.Quote(v)
+			if secret[s.env] {
+				shown = "(not shown: it may hold a secret)"
+			}
+			return Config{}, fmt.Errorf("%s: invalid value %s: %w", source, shown, err)
 		}
 	}
 	if c.MediaDir == "" {

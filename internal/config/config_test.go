@@ -2,6 +2,7 @@ package config
 
 import (
 	"io"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -44,6 +45,8 @@ func TestLoadEveryName(t *testing.T) {
 		"TUNEHOOK_CALLBACK_TIMEOUT":        "2s",
 		"TUNEHOOK_CALLBACK_RETRY_DELAYS":   "1s, 2s,3s",
 		"TUNEHOOK_ALLOW_PRIVATE_CALLBACKS": "true",
+		"TUNEHOOK_CALLBACK_ALLOW_CIDRS":    "10.1.2.0/24, fd00:1::/64",
+		"TUNEHOOK_REQUIRE_HTTPS_CALLBACKS": "true",
 		"TUNEHOOK_WEBHOOK_HMAC_KEY":        "whsec_c2VjcmV0",
 		"TUNEHOOK_SIMULATION":              "1",
 		"TUNEHOOK_SYNTH_DELAYS":            "0s,100ms,200ms",
@@ -63,6 +66,9 @@ func TestLoadEveryName(t *testing.T) {
 		CallbackTimeout:       2 * time.Second,
 		CallbackRetryDelays:   []time.Duration{time.Second, 2 * time.Second, 3 * time.Second},
 		AllowPrivateCallbacks: true,
+		CallbackAllowCIDRs:    []netip.Prefix{netip.MustParsePrefix("10.1.2.0/24"), netip.MustParsePrefix("fd00:1::/64")},
+		RequireHTTPSCallbacks: true,
+		WebhookHMACKeys:       []string{"whsec_c2VjcmV0"},
 		WebhookHMACKey:        "whsec_c2VjcmV0",
 		Simulation:            true,
 		SynthDelays:           [3]time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond},
@@ -125,7 +131,15 @@ func TestLoadRejects(t *testing.T) {
 		{"TUNEHOOK_CALLBACK_RETRY_DELAYS", "1m,-5m", "from"},
 		{"TUNEHOOK_CALLBACK_RETRY_DELAYS", strings.Repeat("1s,", 20) + "1s", "20"},
 		{"TUNEHOOK_ALLOW_PRIVATE_CALLBACKS", "yes", "true or false"},
+		{"TUNEHOOK_CALLBACK_ALLOW_CIDRS", "10.1.2.0", "CIDR"},
+		{"TUNEHOOK_CALLBACK_ALLOW_CIDRS", "10.1.2.0/33", "CIDR"},
+		{"TUNEHOOK_CALLBACK_ALLOW_CIDRS", "internal.example/24", "CIDR"},
+		{"TUNEHOOK_CALLBACK_ALLOW_CIDRS", "fe80::%eth0/64", "CIDR"},
+		{"TUNEHOOK_CALLBACK_ALLOW_CIDRS", "10.1.2.0/24,10.1.2.3/24", "did you mean 10.1.2.0/24?"},
+		{"TUNEHOOK_CALLBACK_ALLOW_CIDRS", "fd00:1::1/64", "did you mean fd00:1::/64?"},
+		{"TUNEHOOK_REQUIRE_HTTPS_CALLBACKS", "yes", "true or false"},
 		{"TUNEHOOK_WEBHOOK_HMAC_KEY", "whsec_!!!", "base64"},
+		{"TUNEHOOK_WEBHOOK_HMAC_KEY", "whsec_bmV3,whsec_", "key 2: a whsec_ key must be followed by standard base64"},
 		{"TUNEHOOK_SIMULATION", "on", "true or false"},
 		{"TUNEHOOK_SYNTH_DELAYS", "1s,2s", "3 durations"},
 		{"TUNEHOOK_SYNTH_DELAYS", "1s,2s,3s,4s", "3 durations"},
@@ -170,5 +184,62 @@ func TestLoadBoolFlags(t *testing.T) {
 	}
 	if !c.Simulation || c.AllowPrivateCallbacks {
 		t.Errorf("got simulation %v, allow private %v; want true, false", c.Simulation, c.AllowPrivateCallbacks)
+	}
+}
+
+// Several keys rotate: the first is the current one, all of them sign.
+func TestLoadWebhookKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		value       string
+		wantKeys    []string
+		wantCurrent string
+	}{
+		{"", nil, ""},
+		{"secret", []string{"secret"}, "secret"},
+		{"whsec_bmV3, whsec_b2xk", []string{"whsec_bmV3", "whsec_b2xk"}, "whsec_bmV3"},
+		{" new-key ,, old-key, ", []string{"new-key", "old-key"}, "new-key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load("tunehook serve", nil, env(map[string]string{"TUNEHOOK_WEBHOOK_HMAC_KEY": tt.value}), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(c.WebhookHMACKeys, tt.wantKeys) || c.WebhookHMACKey != tt.wantCurrent {
+				t.Errorf("got keys %q, current %q; want %q, %q", c.WebhookHMACKeys, c.WebhookHMACKey, tt.wantKeys, tt.wantCurrent)
+			}
+		})
+	}
+}
+
+func TestLoadCallbackSecurityFlags(t *testing.T) {
+	t.Parallel()
+	args := []string{"--require-https-callbacks", "--callback-allow-cidrs", "192.168.7.0/24,::1/128", "--webhook-hmac-key", "k1,k2"}
+	e := env(map[string]string{"TUNEHOOK_CALLBACK_ALLOW_CIDRS": "10.0.0.0/8", "TUNEHOOK_REQUIRE_HTTPS_CALLBACKS": "false"})
+	c, err := Load("tunehook serve", args, e, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCIDRs := []netip.Prefix{netip.MustParsePrefix("192.168.7.0/24"), netip.MustParsePrefix("::1/128")}
+	if !c.RequireHTTPSCallbacks || !reflect.DeepEqual(c.CallbackAllowCIDRs, wantCIDRs) || !reflect.DeepEqual(c.WebhookHMACKeys, []string{"k1", "k2"}) {
+		t.Errorf("got https %v, CIDRs %v, keys %q; want true, %v, [k1 k2]", c.RequireHTTPSCallbacks, c.CallbackAllowCIDRs, c.WebhookHMACKeys, wantCIDRs)
+	}
+}
+
+// An error about a setting that may hold a credential names the setting but
+// does not repeat its value.
+func TestLoadHidesSecrets(t *testing.T) {
+	t.Parallel()
+	for name, value := range map[string]string{
+		"TUNEHOOK_DATABASE_URL":     "mysql://user:hunter2@db/x",
+		"TUNEHOOK_API_KEYS":         "good,hunter2 x",
+		"TUNEHOOK_WEBHOOK_HMAC_KEY": "whsec_hunter2!",
+	} {
+		_, err := Load("tunehook serve", nil, env(map[string]string{name: value}), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: got %v, want an error naming the setting without its value", name, err)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tunehook/tunehook"
+	"github.com/tunehook/tunehook/internal/safedial"
 	"github.com/tunehook/tunehook/internal/task"
 )
 
@@ -17,9 +18,10 @@ import (
 // characters and with JSON escapes.
 const maxBodyBytes = 1 << 20
 
-// handleTaskCreate serves POST /api/v1/generate: it validates the request
-// and stores a PENDING task whose text stage is due after textDelay.
-func handleTaskCreate(store task.Store, textDelay time.Duration, now func() time.Time, log *slog.Logger) http.Handler {
+// handleTaskCreate serves POST /api/v1/generate: it validates the request,
+// vets its callBackUrl with checkURL (when set) and stores a PENDING task
+// whose text stage is due after textDelay.
+func handleTaskCreate(store task.Store, textDelay time.Duration, checkURL func(string) error, now func() time.Time, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 		if err != nil {
@@ -30,6 +32,12 @@ func handleTaskCreate(store task.Store, textDelay time.Duration, now func() time
 		if err != nil {
 			writeError(w, r, log, err)
 			return
+		}
+		if checkURL != nil {
+			if err := checkURL(req.CallBackURL); err != nil {
+				writeError(w, r, log, callbackURLError(err))
+				return
+			}
 		}
 		owner := ownerFrom(r.Context())
 		at := now()
@@ -53,6 +61,16 @@ func handleTaskCreate(store task.Store, textDelay time.Duration, now func() time
 		log.InfoContext(r.Context(), "task created", "task_id", t.ID, "model", t.Model, "owner", owner[:8])
 		writeEnvelope(w, r, task.CodeOK, "success", tunehook.TaskCreated{TaskID: t.ID})
 	})
+}
+
+// callbackURLError is the client error for a callBackUrl that checkURL
+// refused. The operator's side of a refusal (which setting lifts it) stays
+// out of it.
+func callbackURLError(err error) *task.Error {
+	if e, ok := errors.AsType[*safedial.RefusedError](err); ok {
+		return task.Errorf(task.CodeInvalid, "callBackUrl points to %s, %s; callbacks must reach a public address.", e.Addr, e.Kind)
+	}
+	return task.Errorf(task.CodeInvalid, "callBackUrl is not accepted: %v.", err)
 }
 
 // bodyError is the client error for a request body that could not be read.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tunehook/tunehook/internal/safedial"
 	"github.com/tunehook/tunehook/internal/task"
 )
 
@@ -133,5 +134,68 @@ func TestTaskCreateMissingCallbackMessage(t *testing.T) {
 	a := s.do(t, http.MethodPost, "/api/v1/generate", testKey, []byte(`{"customMode":false,"instrumental":false,"model":"V5","prompt":"a song"}`))
 	if got, want := strings.TrimSpace(string(a.body)), `{"code":400,"msg":"Please enter callBackUrl.","data":null}`; got != want {
 		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// bodyWithCallback is a valid request with callBackUrl u.
+func bodyWithCallback(t *testing.T, u string) string {
+	t.Helper()
+	b, err := json.Marshal(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return `{"customMode":false,"instrumental":false,"model":"V5","prompt":"a song","callBackUrl":` + string(b) + `}`
+}
+
+// A callBackUrl the check refuses is answered with code 400 and the
+// reason; one it allows makes a task.
+func TestTaskCreateChecksCallbackURL(t *testing.T) {
+	t.Parallel()
+	strict := newTestServer(t, func(c *Config) { c.CheckCallbackURL = safedial.Policy{}.CheckURL })
+	httpsOnly := newTestServer(t, func(c *Config) { c.CheckCallbackURL = safedial.Policy{RequireHTTPS: true}.CheckURL })
+	unchecked := newTestServer(t)
+	tests := []struct {
+		name    string
+		server  *testServer
+		url     string
+		wantMsg string // "" when the task is created
+	}{
+		{"loopback", strict, "http://127.0.0.1:3000/cb",
+			"callBackUrl points to 127.0.0.1, a loopback address; callbacks must reach a public address."},
+		{"hex loopback", strict, "http://0x7f000001/cb",
+			"callBackUrl points to 127.0.0.1, a loopback address; callbacks must reach a public address."},
+		{"private", strict, "https://10.1.2.3/cb",
+			"callBackUrl points to 10.1.2.3, a private address; callbacks must reach a public address."},
+		{"mapped metadata", strict, "http://[::ffff:169.254.169.254]/latest",
+			"callBackUrl points to ::ffff:169.254.169.254, an IPv4-mapped form of 169.254.169.254, a cloud metadata address; callbacks must reach a public address."},
+		{"invalid address", strict, "http://1.2.3.4.5/cb",
+			`callBackUrl is not accepted: host "1.2.3.4.5" ends in a number but is not a valid IPv4 address.`},
+		{"plain http", httpsOnly, "http://example.com/cb",
+			"callBackUrl is not accepted: plain http is refused, this server requires https."},
+		{"public address", strict, "http://8.8.8.8/cb", ""},
+		{"name", strict, "https://hooks.example.com/suno", ""},
+		{"https", httpsOnly, "https://hooks.example.com/suno", ""},
+		{"no check", unchecked, "http://127.0.0.1:3000/cb", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body := bodyWithCallback(t, tt.url)
+			if tt.wantMsg != "" {
+				e := wantError(t, tt.server.do(t, http.MethodPost, "/api/v1/generate", testKey, []byte(body)), http.StatusOK, task.CodeInvalid, tt.wantMsg)
+				if e.Msg != tt.wantMsg {
+					t.Errorf("got msg %q, want %q", e.Msg, tt.wantMsg)
+				}
+				return
+			}
+			id := tt.server.createTask(t, testKey, body)
+			got, err := tt.server.store.Task(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.CallbackURL != tt.url {
+				t.Errorf("got callback URL %q, want %q", got.CallbackURL, tt.url)
+			}
+		})
 	}
 }

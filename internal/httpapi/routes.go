@@ -12,7 +12,7 @@ import (
 func addRoutes(mux *http.ServeMux, cfg Config) {
 	auth := requireKey(cfg.Keys, cfg.Logger)
 
-	mux.Handle("POST /api/v1/generate", auth(handleTaskCreate(cfg.Store, cfg.TextDelay, cfg.Now, cfg.Logger)))
+	mux.Handle("POST /api/v1/generate", auth(handleTaskCreate(cfg.Store, cfg.TextDelay, cfg.CheckCallbackURL, cfg.Now, cfg.Logger)))
 	mux.Handle("GET /api/v1/generate/record-info", auth(handleRecordInfo(cfg.Store, cfg.Links, cfg.Logger)))
 
 	mux.Handle("GET /media/{key...}", handleMedia(cfg.Media, cfg.Logger))

@@ -25,8 +25,12 @@ type Config struct {
 	// TextDelay is the pause before a new task's text stage: the task's
 	// first RunAt is now+TextDelay.
 	TextDelay time.Duration
-	Logger    *slog.Logger     // default: discard
-	Now       func() time.Time // default: time.Now
+	// CheckCallbackURL, when set, vets each new task's callBackUrl once it
+	// is valid (safedial.Policy.CheckURL); a task whose URL it refuses is
+	// answered with code 400 and the error's reason.
+	CheckCallbackURL func(string) error
+	Logger           *slog.Logger     // default: discard
+	Now              func() time.Time // default: time.Now
 }
 
 // NewServer returns the handler of the whole API, or an error when cfg

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -418,5 +419,32 @@ func TestSecondInstanceRefused(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "another") {
 		t.Errorf("second instance: %v\n%s\nwant a refusal that names the other instance", err, out)
+	}
+}
+
+// Without TUNEHOOK_ALLOW_PRIVATE_CALLBACKS, a callback to a private target
+// is refused: a literal address at submit, a name that resolves to one when
+// the callback is sent (the receiver never hears of it).
+func TestPrivateCallbacksRefused(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, nil)
+	srv := startServer(t, t.TempDir(), "TUNEHOOK_ALLOW_PRIVATE_CALLBACKS=false", "TUNEHOOK_CALLBACK_RETRY_DELAYS=none")
+	for _, target := range []string{rcv.URL, "http://2130706433/cb", "http://[::ffff:127.0.0.1]/cb", "http://0x7f.1/cb", "http://169.254.169.254/latest/meta-data"} {
+		env := srv.api("POST", "/api/v1/generate", testKey, generateBody(target), nil)
+		if env.Code != 400 || !strings.Contains(env.Msg, "callBackUrl") {
+			t.Errorf("callBackUrl %s: code %d %q, want 400 naming callBackUrl", target, env.Code, env.Msg)
+		}
+	}
+	u, err := url.Parse(rcv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := "http://localhost:" + u.Port() + "/cb"
+	taskID := srv.submit(generateBody(byName))
+	waitUntil(t, 20*time.Second, "the text callback is refused at dial time", func() bool {
+		return countLogLines(srv.stderr.String(), "callback exhausted", "task_id="+taskID, "stage=text", "refused") == 1
+	})
+	if n := len(rcv.deliveries()); n != 0 {
+		t.Errorf("the private receiver got %d callbacks, want none", n)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/tunehook/tunehook/internal/media"
 	"github.com/tunehook/tunehook/internal/payload"
 	"github.com/tunehook/tunehook/internal/postgres"
+	"github.com/tunehook/tunehook/internal/safedial"
 	"github.com/tunehook/tunehook/internal/sqlite"
 	"github.com/tunehook/tunehook/internal/synth"
 	"github.com/tunehook/tunehook/internal/task"
@@ -87,8 +88,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.WebhookHMACKey != "" {
 		signingKey = tunehook.SigningKey(cfg.WebhookHMACKey)
 	}
+	// Callback targets are vetted twice: literal hosts at submit, every
+	// resolved address at dial time (names can change their answer).
+	targets := safedial.Policy{
+		AllowPrivate: cfg.AllowPrivateCallbacks,
+		Allow:        cfg.CallbackAllowCIDRs,
+		RequireHTTPS: cfg.RequireHTTPSCallbacks,
+	}
 	dispatcher, err := worker.NewDispatcher(worker.DispatcherConfig{
 		Store:       store,
+		Transport:   targets.Transport(safedial.TransportOptions{}),
 		Timeout:     cfg.CallbackTimeout,
 		RetryDelays: cfg.CallbackRetryDelays,
 		SigningKey:  signingKey,
@@ -99,12 +108,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	handler, err := httpapi.NewServer(httpapi.Config{
-		Store:     store,
-		Media:     mediaStore,
-		Links:     links,
-		Keys:      keys.accepted,
-		TextDelay: cfg.SynthDelays[0],
-		Logger:    logger,
+		Store:            store,
+		Media:            mediaStore,
+		Links:            links,
+		Keys:             keys.accepted,
+		TextDelay:        cfg.SynthDelays[0],
+		CheckCallbackURL: targets.CheckURL,
+		Logger:           logger,
 	})
 	if err != nil {
 		return err

@@ -1,7 +1,17 @@
 // Package tunehook is the Go SDK for tunehook and for any server of the
 // Suno-style music-generation API: the wire types of its callbacks and of
-// record-info, and the signing of callbacks. It uses only the standard
-// library.
+// record-info, the signing and verification of callbacks, and a receiver
+// for them. It uses only the standard library.
+//
+// To receive callbacks, mount a Receiver: it verifies the signature
+// (Verify), parses the body (ParseCallback), answers 200 at once, and then
+// calls your function once per callback, in stage order, with retries; a
+// duplicate delivery or a stale stage never reaches it. Check Callback.Err
+// first: failed tasks arrive as callbacks too.
+//
+// Senders sign with SignKeys (Sign for one key): both the widely copied
+// X-Webhook-Signature, which does not cover the body, and Standard
+// Webhooks, which does.
 //
 // Callbacks use snake_case field names (task_id, audio_url) and string
 // times; record-info uses camelCase (taskId, audioUrl) and epoch

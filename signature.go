@@ -40,21 +40,52 @@ func SigningKey(secret string) []byte {
 }
 
 // Sign sets on h the headers of both signature schemes for a callback body
-// of task taskID, sent as webhook id at time ts and signed with key.
+// of task taskID, sent as webhook id at time ts and signed with key. It is
+// SignKeys with one key.
 func Sign(h http.Header, key []byte, id, taskID string, ts time.Time, body []byte) {
+	SignKeys(h, [][]byte{key}, id, taskID, ts, body)
+}
+
+// SignKeys sets on h the headers of both signature schemes for a callback
+// body of task taskID, sent as webhook id at time ts, signed with every key
+// of keys: the current key first, then the keys being rotated out.
+//
+// The Standard Webhooks header carries one "v1,<signature>" per key,
+// space-separated, as that specification allows, so receivers that know
+// either the old or the new key verify the callback during a rotation. The
+// legacy X-Webhook-Signature has room for one signature only and carries the
+// first key's. With no keys SignKeys leaves h unchanged.
+func SignKeys(h http.Header, keys [][]byte, id, taskID string, ts time.Time, body []byte) {
+	if len(keys) == 0 {
+		return
+	}
 	stamp := strconv.FormatInt(ts.Unix(), 10)
 	h.Set(HeaderTimestamp, stamp)
-	h.Set(HeaderSignature, mac(key, taskID, ".", stamp))
+	h.Set(HeaderSignature, legacyMAC(keys[0], taskID, stamp))
+	sigs := make([]string, len(keys))
+	for i, key := range keys {
+		sigs[i] = "v1," + standardMAC(key, id, stamp, body)
+	}
 	// Standard Webhooks header names are lower-case; set them as written.
 	h[HeaderWebhookID] = []string{id}
 	h[HeaderWebhookTimestamp] = []string{stamp}
-	h[HeaderWebhookSignature] = []string{"v1," + mac(key, id, ".", stamp, ".", string(body))}
+	h[HeaderWebhookSignature] = []string{strings.Join(sigs, " ")}
 }
 
-func mac(key []byte, parts ...string) string {
+// legacyMAC is the X-Webhook-Signature of taskID at stamp.
+func legacyMAC(key []byte, taskID, stamp string) string {
+	return mac(key, []byte(taskID), []byte("."), []byte(stamp))
+}
+
+// standardMAC is the Standard Webhooks v1 signature, without its "v1,".
+func standardMAC(key []byte, id, stamp string, body []byte) string {
+	return mac(key, []byte(id), []byte("."), []byte(stamp), []byte("."), body)
+}
+
+func mac(key []byte, parts ...[]byte) string {
 	m := hmac.New(sha256.New, key)
 	for _, p := range parts {
-		m.Write([]byte(p))
+		m.Write(p)
 	}
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }

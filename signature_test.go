@@ -60,3 +60,31 @@ func TestSign(t *testing.T) {
 		})
 	}
 }
+
+// With several keys the Standard Webhooks header carries one signature per
+// key, in order, and the legacy header the first key's.
+func TestSignKeys(t *testing.T) {
+	t.Parallel()
+	newKey, oldKey := []byte("new-key"), []byte("old-key")
+	ts := time.Unix(1700000000, 0)
+	body := []byte(`{"code":200}`)
+
+	both, onlyNew, onlyOld := http.Header{}, http.Header{}, http.Header{}
+	tunehook.SignKeys(both, [][]byte{newKey, oldKey}, "msg_1", "task123", ts, body)
+	tunehook.Sign(onlyNew, newKey, "msg_1", "task123", ts, body)
+	tunehook.Sign(onlyOld, oldKey, "msg_1", "task123", ts, body)
+
+	want := onlyNew[tunehook.HeaderWebhookSignature][0] + " " + onlyOld[tunehook.HeaderWebhookSignature][0]
+	if got := both[tunehook.HeaderWebhookSignature]; len(got) != 1 || got[0] != want {
+		t.Errorf("%s: got %q, want %q", tunehook.HeaderWebhookSignature, got, want)
+	}
+	if got, want := both.Get(tunehook.HeaderSignature), onlyNew.Get(tunehook.HeaderSignature); got != want {
+		t.Errorf("%s: got %q, want the first key's %q", tunehook.HeaderSignature, got, want)
+	}
+
+	none := http.Header{}
+	tunehook.SignKeys(none, nil, "msg_1", "task123", ts, body)
+	if len(none) != 0 {
+		t.Errorf("no keys: got headers %v, want none", none)
+	}
+}

@@ -41,6 +41,7 @@ const usage = `tunehook is a self-hostable music-generation task server with Sun
 Usage:
   tunehook serve [flags]     run the server (tunehook serve -h lists every flag)
   tunehook migrate [flags]   bring the database schema up to date, then exit
+  tunehook listen [flags]    receive callbacks locally: verify, print, forward
   tunehook bench [flags]     measure submissions, delivery and latency on this machine
   tunehook version           print the version
 `
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, args[2:], getenv, stdout, stderr)
 	case "bench":
 		return bench(ctx, args[2:], getenv, stdout, stderr)
+	case "listen":
+		return listen(ctx, args[2:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tunehook", tunehook.Version)
 		return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tunehook/tunehook/internal/pgtest"
+	"github.com/tunehook/tunehook/internal/task"
 )
 
 // TestDatabaseAway takes the database away from a store, by killing its
@@ -82,7 +83,7 @@ func TestDatabaseAway(t *testing.T) {
 				{"ClaimTasks", func() error { _, err := s.ClaimTasks(ctx, "claimer", 1, time.Hour); return err }},
 				{"ExtendTaskLease", func() error { return s.ExtendTaskLease(ctx, before[0].ID, "holder", time.Hour) }},
 				{"NextTaskDue", func() error { _, err := s.NextTaskDue(ctx); return err }},
-				{"ClaimCallbacks", func() error { _, err := s.ClaimCallbacks(ctx, "claimer", 1, time.Hour); return err }},
+				{"ClaimCallbacks", func() error { _, err := s.ClaimCallbacks(ctx, "claimer", task.LaneFirst, 1, time.Hour); return err }},
 				{"NextCallbackDue", func() error { _, err := s.NextCallbackDue(ctx); return err }},
 				{"Callbacks", func() error { _, err := s.Callbacks(ctx, before[0].ID); return err }},
 			}

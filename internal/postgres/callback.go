@@ -42,24 +42,38 @@ func insertCallback(ctx context.Context, tx pgx.Tx, taskID string, c *task.Callb
 	return nil
 }
 
-// claimCallbacksQuery leases the due pending callbacks, with SKIP LOCKED
-// for the reasons given at claimTasksQuery. Final callbacks have no
-// next_attempt_at and never match; the partial index callbacks_due serves
-// both the filter and the order.
-const claimCallbacksQuery = `UPDATE callbacks
+// claimCallbacksQueries lease the due pending callbacks of each lane, with
+// SKIP LOCKED for the reasons given at claimTasksQuery. Final callbacks have
+// no next_attempt_at and never match. A lane's condition is written out,
+// not a parameter, so that the planner matches it to the lane's partial
+// index (callbacks_due_first, callbacks_due_retry), which serves both the
+// filter and the order.
+var claimCallbacksQueries = map[task.Lane]string{
+	task.LaneFirst: claimCallbacksQuery("attempts = 0"),
+	task.LaneRetry: claimCallbacksQuery("attempts > 0"),
+}
+
+// claimCallbacksQuery returns the claim of the lane that cond selects.
+func claimCallbacksQuery(cond string) string {
+	return `UPDATE callbacks
 	SET lease_owner = $1, lease_until = $2
 	WHERE id IN (
 		SELECT id FROM callbacks
-		WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $3
+		WHERE next_attempt_at IS NOT NULL AND ` + cond + ` AND next_attempt_at <= $3
 			AND (lease_until IS NULL OR lease_until <= $3)
 		ORDER BY next_attempt_at, created_at, id
 		LIMIT $4
 		FOR UPDATE SKIP LOCKED)
 	RETURNING ` + callbackColumns
+}
 
-// ClaimCallbacks leases up to limit due pending callbacks to owner,
+// ClaimCallbacks leases up to limit due pending callbacks of lane to owner,
 // earliest due first.
-func (s *Store) ClaimCallbacks(ctx context.Context, owner string, limit int, lease time.Duration) ([]*task.Callback, error) {
+func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane, limit int, lease time.Duration) ([]*task.Callback, error) {
+	query, ok := claimCallbacksQueries[lane]
+	if !ok {
+		return nil, fmt.Errorf("claim callbacks for %s: unknown lane %q", owner, lane)
+	}
 	// PostgreSQL refuses a negative LIMIT.
 	if limit <= 0 {
 		return nil, nil
@@ -67,7 +81,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, limit int, lea
 	now := s.now()
 	var cbs []*task.Callback
 	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
-		rows, err := c.Query(ctx, claimCallbacksQuery, owner, now.Add(lease), now, limit)
+		rows, err := c.Query(ctx, query, owner, now.Add(lease), now, limit)
 		if err != nil {
 			return err
 		}
@@ -75,7 +89,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, limit int, lea
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claim callbacks for %s: %w", owner, err)
+		return nil, fmt.Errorf("claim %s callbacks for %s: %w", lane, owner, err)
 	}
 	// RETURNING has no order of its own; restore the claim's.
 	slices.SortFunc(cbs, task.CallbackClaimOrder)
@@ -123,24 +137,70 @@ func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt,
 	if err != nil {
 		return fmt.Errorf("record attempt %d of callback %s: %w", a.N, a.CallbackID, err)
 	}
+	// A final callback makes nothing due; signalling it would only wake
+	// the dispatcher for nothing after every delivery.
+	if state == task.DeliveryPending {
+		s.callbackReady.Notify()
+	}
+	return nil
+}
+
+// DeferCallback frees owner's unexpired lease on a callback and makes it
+// due at until, attempts unchanged, and wakes every instance.
+func (s *Store) DeferCallback(ctx context.Context, owner, callbackID string, until time.Time) error {
+	if until.IsZero() {
+		return fmt.Errorf("defer callback %s: no time to defer it to", callbackID)
+	}
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		err := fenced(tx.Exec(ctx, `UPDATE callbacks
+			SET next_attempt_at = $1, lease_owner = NULL, lease_until = NULL
+			WHERE id = $2 AND next_attempt_at IS NOT NULL AND lease_owner = $3 AND lease_until > $4`,
+			until, callbackID, owner, s.now()))
+		if err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, wakeCallback)
+	})
+	if err != nil {
+		return fmt.Errorf("defer callback %s: %w", callbackID, err)
+	}
 	s.callbackReady.Notify()
 	return nil
 }
 
-// NextCallbackDue returns when the earliest pending callback can be
-// claimed: at its next attempt, or when its lease expires if that is later
-// (see NextTaskDue).
+// nextCallbackDueQuery finds the earliest claimable time among three
+// groups, each read through an index: the unleased head of each lane (its
+// due time; the leased callbacks at a lane's head are skipped, and there
+// are no more of them than attempts in flight), and the leased callbacks
+// (their lease's expiry, or their due time if later). Reading the lanes'
+// heads instead of every pending callback keeps it cheap however large the
+// backlog of retries.
+const nextCallbackDueQuery = `SELECT min(due) FROM (
+	(SELECT next_attempt_at AS due FROM callbacks
+		WHERE next_attempt_at IS NOT NULL AND attempts = 0 AND lease_until IS NULL
+		ORDER BY next_attempt_at LIMIT 1)
+	UNION ALL
+	(SELECT next_attempt_at FROM callbacks
+		WHERE next_attempt_at IS NOT NULL AND attempts > 0 AND lease_until IS NULL
+		ORDER BY next_attempt_at LIMIT 1)
+	UNION ALL
+	SELECT min(greatest(next_attempt_at, lease_until)) FROM callbacks
+		WHERE lease_until IS NOT NULL AND next_attempt_at IS NOT NULL) AS heads`
+
+// NextCallbackDue returns when the earliest pending callback of either lane
+// can be claimed: at its next attempt, or when its lease expires if that is
+// later (see NextTaskDue).
 func (s *Store) NextCallbackDue(ctx context.Context) (time.Time, error) {
-	next, err := s.nextDue(ctx, `SELECT min(greatest(next_attempt_at, lease_until))
-		FROM callbacks WHERE next_attempt_at IS NOT NULL`)
+	next, err := s.nextDue(ctx, nextCallbackDueQuery)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("next callback due: %w", err)
 	}
 	return next, nil
 }
 
-// CallbackReady signals after this instance inserted a callback or
-// recorded an attempt, and after another instance made a callback due.
+// CallbackReady signals after this instance inserted or deferred a
+// callback or recorded an attempt that left it pending, and after another
+// instance did.
 func (s *Store) CallbackReady() <-chan struct{} { return s.callbackReady }
 
 // Callbacks returns the callbacks of a task in the order they were created,

@@ -155,6 +155,25 @@ func failTasks(t testing.TB, s *Store, n int) []*task.Callback {
 	return cbs
 }
 
+// retryCallbacks stores n callbacks whose first attempt failed, due again
+// now: they wait in the retry lane.
+func retryCallbacks(t testing.TB, s *Store, n int) []*task.Callback {
+	t.Helper()
+	ctx := t.Context()
+	failTasks(t, s, n)
+	cbs, err := s.ClaimCallbacks(ctx, "fixture", task.LaneFirst, n, time.Hour)
+	if err != nil || len(cbs) != n {
+		t.Fatalf("ClaimCallbacks: got %d callbacks, %v, want %d, nil", len(cbs), err, n)
+	}
+	for _, c := range cbs {
+		a := task.Attempt{CallbackID: c.ID, N: 1, StartedAt: fixedNow(), StatusCode: 503, Error: "HTTP 503"}
+		if err := s.RecordAttempt(ctx, "fixture", a, task.DeliveryPending, fixedNow()); err != nil {
+			t.Fatalf("RecordAttempt: %v", err)
+		}
+	}
+	return cbs
+}
+
 func waitSignal(t testing.TB, name string, ch <-chan struct{}) {
 	t.Helper()
 	select {
@@ -418,7 +437,7 @@ func TestAttemptErrorText(t *testing.T) {
 	s := openStore(t, pgtest.URL(t), fixedNow)
 	ctx := t.Context()
 	cb := failTasks(t, s, 1)[0]
-	if got, err := s.ClaimCallbacks(ctx, "dispatcher", 1, time.Hour); err != nil || len(got) != 1 {
+	if got, err := s.ClaimCallbacks(ctx, "dispatcher", task.LaneFirst, 1, time.Hour); err != nil || len(got) != 1 {
 		t.Fatalf("ClaimCallbacks: got %d callbacks, %v, want 1, nil", len(got), err)
 	}
 	a := task.Attempt{CallbackID: cb.ID, N: 1, StartedAt: fixedNow(), StatusCode: 302,
@@ -466,7 +485,7 @@ func BenchmarkClaimRecordCallback(b *testing.B) {
 		b.StopTimer()
 		failTasks(b, s, 1)
 		b.StartTimer()
-		cbs, err := s.ClaimCallbacks(ctx, "bench", 1, time.Minute)
+		cbs, err := s.ClaimCallbacks(ctx, "bench", task.LaneFirst, 1, time.Minute)
 		if err != nil || len(cbs) != 1 {
 			b.Fatalf("ClaimCallbacks: got %d callbacks, %v", len(cbs), err)
 		}

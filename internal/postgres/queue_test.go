@@ -30,10 +30,16 @@ func TestClaimRace(t *testing.T) {
 			tasks, err := s.ClaimTasks(ctx, owner, limit, time.Hour)
 			return taskIDs(tasks), err
 		}},
-		{"callbacks", func(t *testing.T, s *Store) []string {
+		{"first attempts", func(t *testing.T, s *Store) []string {
 			return callbackIDs(failTasks(t, s, items))
 		}, func(ctx context.Context, s *Store, owner string, limit int) ([]string, error) {
-			cbs, err := s.ClaimCallbacks(ctx, owner, limit, time.Hour)
+			cbs, err := s.ClaimCallbacks(ctx, owner, task.LaneFirst, limit, time.Hour)
+			return callbackIDs(cbs), err
+		}},
+		{"retries", func(t *testing.T, s *Store) []string {
+			return callbackIDs(retryCallbacks(t, s, items))
+		}, func(ctx context.Context, s *Store, owner string, limit int) ([]string, error) {
+			cbs, err := s.ClaimCallbacks(ctx, owner, task.LaneRetry, limit, time.Hour)
 			return callbackIDs(cbs), err
 		}},
 	}
@@ -108,7 +114,7 @@ func TestClaimSkipsLocked(t *testing.T) {
 		{"callbacks", "callbacks", func(t *testing.T, s *Store) []string {
 			return callbackIDs(failTasks(t, s, 3))
 		}, func(ctx context.Context, s *Store) ([]string, error) {
-			cbs, err := s.ClaimCallbacks(ctx, "claimer", 10, time.Hour)
+			cbs, err := s.ClaimCallbacks(ctx, "claimer", task.LaneFirst, 10, time.Hour)
 			return callbackIDs(cbs), err
 		}},
 	}
@@ -178,14 +184,22 @@ func TestWakeUpAcrossInstances(t *testing.T) {
 	waitSignal(t, "A's TaskReady after CommitStage on B", a.TaskReady())
 	waitSignal(t, "A's CallbackReady after CommitStage on B", a.CallbackReady())
 
-	if got, err := b.ClaimCallbacks(ctx, "b", 1, time.Hour); err != nil || len(got) != 1 {
+	if got, err := b.ClaimCallbacks(ctx, "b", task.LaneFirst, 1, time.Hour); err != nil || len(got) != 1 {
 		t.Fatalf("ClaimCallbacks on B: got %d callbacks, %v, want 1, nil", len(got), err)
 	}
 	a1 := task.Attempt{CallbackID: cb.ID, N: 1, StartedAt: fixedNow(), StatusCode: 500, Error: "HTTP 500"}
-	if err := b.RecordAttempt(ctx, "b", a1, task.DeliveryPending, fixedNow().Add(time.Minute)); err != nil {
+	if err := b.RecordAttempt(ctx, "b", a1, task.DeliveryPending, fixedNow()); err != nil {
 		t.Fatalf("RecordAttempt on B: %v", err)
 	}
 	waitSignal(t, "A's CallbackReady after a retry scheduled on B", a.CallbackReady())
+
+	if got, err := b.ClaimCallbacks(ctx, "b", task.LaneRetry, 1, time.Hour); err != nil || len(got) != 1 {
+		t.Fatalf("ClaimCallbacks of the retry on B: got %d callbacks, %v, want 1, nil", len(got), err)
+	}
+	if err := b.DeferCallback(ctx, "b", cb.ID, fixedNow().Add(time.Second)); err != nil {
+		t.Fatalf("DeferCallback on B: %v", err)
+	}
+	waitSignal(t, "A's CallbackReady after a deferral on B", a.CallbackReady())
 
 	if got, err := b.ClaimTasks(ctx, "b", 1, time.Hour); err != nil || len(got) != 1 {
 		t.Fatalf("ClaimTasks on B: got %d tasks, %v, want 1, nil", len(got), err)
@@ -214,8 +228,9 @@ func TestListenerReconnects(t *testing.T) {
 	waitSignal(t, "A's TaskReady after CreateTask on B", a.TaskReady())
 }
 
-// TestClaimUsesIndex checks that the claims can find due work through the
-// partial indexes, without reading every task or callback ever stored.
+// TestClaimUsesIndex checks that the claims, and NextCallbackDue, can find
+// due work through the partial indexes, without reading every task or
+// callback ever stored.
 // Sequential scans are priced out, so that the plan on an empty table is
 // the one a large table gets.
 func TestClaimUsesIndex(t *testing.T) {
@@ -223,12 +238,16 @@ func TestClaimUsesIndex(t *testing.T) {
 	dsn := pgtest.URL(t)
 	openStore(t, dsn, fixedNow) // migrates
 	conn := connect(t, dsn)
+	claimArgs := []any{"owner", fixedNow(), fixedNow(), 10}
 	tests := []struct {
-		query string
-		index string
+		query   string
+		args    []any
+		indexes []string
 	}{
-		{claimTasksQuery, "tasks_due"},
-		{claimCallbacksQuery, "callbacks_due"},
+		{claimTasksQuery, claimArgs, []string{"tasks_due"}},
+		{claimCallbacksQueries[task.LaneFirst], claimArgs, []string{"callbacks_due_first"}},
+		{claimCallbacksQueries[task.LaneRetry], claimArgs, []string{"callbacks_due_retry"}},
+		{nextCallbackDueQuery, nil, []string{"callbacks_due_first", "callbacks_due_retry", "callbacks_leased"}},
 	}
 	for _, tt := range tests {
 		tx, err := conn.Begin(t.Context())
@@ -238,7 +257,7 @@ func TestClaimUsesIndex(t *testing.T) {
 		if _, err := tx.Exec(t.Context(), `SET LOCAL enable_seqscan = off`); err != nil {
 			t.Fatalf("SET enable_seqscan: %v", err)
 		}
-		rows, err := tx.Query(t.Context(), `EXPLAIN `+tt.query, "owner", fixedNow(), fixedNow(), 10)
+		rows, err := tx.Query(t.Context(), `EXPLAIN `+tt.query, tt.args...)
 		if err != nil {
 			t.Fatalf("EXPLAIN: %v", err)
 		}
@@ -258,8 +277,11 @@ func TestClaimUsesIndex(t *testing.T) {
 		}
 		// An index scan or a bitmap index scan, depending on the
 		// statistics: either names the index.
-		if p := strings.Join(plan, "\n"); !strings.Contains(p, " on "+tt.index) && !strings.Contains(p, " using "+tt.index) {
-			t.Errorf("plan of the claim: got\n%s\nwant a scan of index %s", p, tt.index)
+		p := strings.Join(plan, "\n")
+		for _, index := range tt.indexes {
+			if !strings.Contains(p, " on "+index) && !strings.Contains(p, " using "+index) {
+				t.Errorf("plan: got\n%s\nwant a scan of index %s", p, index)
+			}
 		}
 	}
 }

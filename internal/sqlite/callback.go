@@ -41,10 +41,22 @@ func insertCallback(ctx context.Context, tx *sql.Tx, taskID string, c *task.Call
 	return nil
 }
 
-// ClaimCallbacks leases up to limit due pending callbacks to owner,
+// lanes are the conditions that put a pending callback in each lane; each
+// matches the partial index of its lane, so that a claim reads its lane's
+// head in order.
+var lanes = map[task.Lane]string{
+	task.LaneFirst: "attempts = 0",
+	task.LaneRetry: "attempts > 0",
+}
+
+// ClaimCallbacks leases up to limit due pending callbacks of lane to owner,
 // earliest due first. Final callbacks have no next_attempt_at and never
 // match.
-func (s *Store) ClaimCallbacks(ctx context.Context, owner string, limit int, lease time.Duration) ([]*task.Callback, error) {
+func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane, limit int, lease time.Duration) ([]*task.Callback, error) {
+	cond, ok := lanes[lane]
+	if !ok {
+		return nil, fmt.Errorf("claim callbacks for %s: unknown lane %q", owner, lane)
+	}
 	// SQLite reads a negative LIMIT as no limit at all.
 	if limit <= 0 {
 		return nil, nil
@@ -56,7 +68,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, limit int, lea
 			SET lease_owner = ?, lease_until = ?
 			WHERE id IN (
 				SELECT id FROM callbacks
-				WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?
+				WHERE next_attempt_at IS NOT NULL AND `+cond+` AND next_attempt_at <= ?
 					AND (lease_until IS NULL OR lease_until <= ?)
 				ORDER BY next_attempt_at, created_at, id
 				LIMIT ?)
@@ -76,7 +88,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, limit int, lea
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claim callbacks for %s: %w", owner, err)
+		return nil, fmt.Errorf("claim %s callbacks for %s: %w", lane, owner, err)
 	}
 	// RETURNING has no order of its own; restore the claim's.
 	slices.SortFunc(cbs, task.CallbackClaimOrder)
@@ -85,7 +97,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, limit int, lea
 
 // RecordAttempt stores attempt a of a callback under owner's unexpired
 // lease, frees the lease and moves the callback to state, due again at next
-// while it stays pending.
+// while it stays pending, in which case it signals CallbackReady.
 func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
 	now := s.now()
 	var nextAt, finishedAt sql.NullInt64
@@ -115,24 +127,65 @@ func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt,
 	if err != nil {
 		return fmt.Errorf("record attempt %d of callback %s: %w", a.N, a.CallbackID, err)
 	}
+	// A final callback makes nothing due; signalling it would only wake
+	// the dispatcher for nothing after every delivery.
+	if state == task.DeliveryPending {
+		s.callbackReady.Notify()
+	}
+	return nil
+}
+
+// DeferCallback frees owner's unexpired lease on a callback and makes it
+// due at until, attempts unchanged, and signals CallbackReady.
+func (s *Store) DeferCallback(ctx context.Context, owner, callbackID string, until time.Time) error {
+	if until.IsZero() {
+		return fmt.Errorf("defer callback %s: no time to defer it to", callbackID)
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		return fenced(tx.ExecContext(ctx, `UPDATE callbacks
+			SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
+			WHERE id = ? AND next_attempt_at IS NOT NULL AND lease_owner = ? AND lease_until > ?`,
+			ms(until), callbackID, owner, ms(s.now())))
+	})
+	if err != nil {
+		return fmt.Errorf("defer callback %s: %w", callbackID, err)
+	}
 	s.callbackReady.Notify()
 	return nil
 }
 
-// NextCallbackDue returns when the earliest pending callback can be
-// claimed: at its next attempt, or when its lease expires if that is later
-// (see NextTaskDue).
+// nextCallbackDueQuery finds the earliest claimable time among three
+// groups, each read through an index: the unleased head of each lane (its
+// due time; the leased callbacks at a lane's head are skipped, and there
+// are no more of them than attempts in flight), and the leased callbacks
+// (their lease's expiry, or their due time if later). Reading the lanes'
+// heads instead of every pending callback keeps it cheap however large the
+// backlog of retries.
+const nextCallbackDueQuery = `SELECT min(due) FROM (
+	SELECT * FROM (SELECT next_attempt_at AS due FROM callbacks
+		WHERE next_attempt_at IS NOT NULL AND attempts = 0 AND lease_until IS NULL
+		ORDER BY next_attempt_at LIMIT 1)
+	UNION ALL
+	SELECT * FROM (SELECT next_attempt_at FROM callbacks
+		WHERE next_attempt_at IS NOT NULL AND attempts > 0 AND lease_until IS NULL
+		ORDER BY next_attempt_at LIMIT 1)
+	UNION ALL
+	SELECT min(max(next_attempt_at, lease_until)) FROM callbacks
+		WHERE lease_until IS NOT NULL AND next_attempt_at IS NOT NULL)`
+
+// NextCallbackDue returns when the earliest pending callback of either lane
+// can be claimed: at its next attempt, or when its lease expires if that is
+// later (see NextTaskDue).
 func (s *Store) NextCallbackDue(ctx context.Context) (time.Time, error) {
-	next, err := s.nextDue(ctx, `SELECT min(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END)
-		FROM callbacks WHERE next_attempt_at IS NOT NULL`)
+	next, err := s.nextDue(ctx, nextCallbackDueQuery)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("next callback due: %w", err)
 	}
 	return next, nil
 }
 
-// CallbackReady signals after a callback was inserted or an attempt
-// recorded.
+// CallbackReady signals after a callback was inserted or deferred, or an
+// attempt left it pending.
 func (s *Store) CallbackReady() <-chan struct{} { return s.callbackReady }
 
 // Callbacks returns the callbacks of a task in the order they were created,

@@ -170,7 +170,7 @@ func (s *Store) clearLeases(ctx context.Context) error {
 			return err
 		}
 		res, err = tx.ExecContext(ctx, `UPDATE callbacks SET lease_owner = NULL, lease_until = NULL
-			WHERE next_attempt_at IS NOT NULL AND lease_owner IS NOT NULL`)
+			WHERE lease_until IS NOT NULL`)
 		if err != nil {
 			return err
 		}

@@ -112,7 +112,7 @@ func TestReopen(t *testing.T) {
 	if got, err := s.ClaimTasks(ctx, "crashed", 10, time.Hour); err != nil || len(got) != 1 {
 		t.Fatalf("ClaimTasks: got %d tasks, %v, want 1, nil", len(got), err)
 	}
-	if got, err := s.ClaimCallbacks(ctx, "crashed", 10, time.Hour); err != nil || len(got) != 1 {
+	if got, err := s.ClaimCallbacks(ctx, "crashed", task.LaneFirst, 10, time.Hour); err != nil || len(got) != 1 {
 		t.Fatalf("ClaimCallbacks: got %d callbacks, %v, want 1, nil", len(got), err)
 	}
 	wantFailed, err := s.Task(ctx, failed.ID)
@@ -130,7 +130,7 @@ func TestReopen(t *testing.T) {
 		if err != nil || len(tasks) != 1 || tasks[0].ID != pending.ID {
 			t.Errorf("ClaimTasks: got %v, %v, want [%s], nil", ids(tasks, func(t *task.Task) string { return t.ID }), err, pending.ID)
 		}
-		cbs, err := s.ClaimCallbacks(ctx, "next", 10, time.Hour)
+		cbs, err := s.ClaimCallbacks(ctx, "next", task.LaneFirst, 10, time.Hour)
 		if err != nil || len(cbs) != 1 || cbs[0].ID != cb.ID {
 			t.Errorf("ClaimCallbacks: got %v, %v, want [%s], nil", ids(cbs, func(c *task.Callback) string { return c.ID }), err, cb.ID)
 		}
@@ -261,7 +261,7 @@ func BenchmarkClaimRecordCallback(b *testing.B) {
 		b.StopTimer()
 		failTask(b, s)
 		b.StartTimer()
-		cbs, err := s.ClaimCallbacks(ctx, "bench", 1, time.Minute)
+		cbs, err := s.ClaimCallbacks(ctx, "bench", task.LaneFirst, 1, time.Minute)
 		if err != nil || len(cbs) != 1 {
 			b.Fatalf("ClaimCallbacks: got %d callbacks, %v", len(cbs), err)
 		}

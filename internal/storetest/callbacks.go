@@ -1,7 +1,11 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,10 +21,11 @@ func testClaimCallbacks(t *testing.T, open opener) {
 		now.Add(-2*time.Minute), now.Add(-4*time.Minute), now.Add(-3*time.Minute))
 	future, c, final, b, leased, a := cbs[0], cbs[1], cbs[2], cbs[3], cbs[4], cbs[5]
 
-	checkEqual(t, "claim of the final one", claimCallbacks(t, st, "other", 1, lease), []*task.Callback{final})
+	checkIDs(t, "claim of the retry lane", callbackIDs(claimCallbacks(t, st, "other", task.LaneRetry, 10, lease)), nil)
+	checkEqual(t, "claim of the final one", claimCallbacks(t, st, "other", task.LaneFirst, 1, lease), []*task.Callback{final})
 	recordAttempt(t, st, "other", task.Attempt{CallbackID: final.ID, N: 1, StartedAt: now, StatusCode: 204},
 		task.DeliveryDelivered, time.Time{})
-	checkIDs(t, "claim of the leased one", callbackIDs(claimCallbacks(t, st, "other", 1, time.Hour)), []string{leased.ID})
+	checkIDs(t, "claim of the leased one", callbackIDs(claimCallbacks(t, st, "other", task.LaneFirst, 1, time.Hour)), []string{leased.ID})
 
 	steps := []struct {
 		limit int
@@ -34,13 +39,13 @@ func testClaimCallbacks(t *testing.T, open opener) {
 	}
 	for i, s := range steps {
 		// Claims return every field.
-		checkEqual(t, fmt.Sprintf("claim %d (limit %d)", i+1, s.limit), claimCallbacks(t, st, ownerA, s.limit, lease), s.want)
+		checkEqual(t, fmt.Sprintf("claim %d (limit %d)", i+1, s.limit), claimCallbacks(t, st, ownerA, task.LaneFirst, s.limit, lease), s.want)
 	}
 	clock.Advance(time.Minute)
-	checkIDs(t, "claim once future is due", callbackIDs(claimCallbacks(t, st, ownerA, 10, lease)), []string{future.ID})
+	checkIDs(t, "claim once future is due", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)), []string{future.ID})
 	clock.Advance(24 * time.Hour)
 	// Everything but the final one, whose leases have all expired.
-	checkIDs(t, "claim after every lease expired", callbackIDs(claimCallbacks(t, st, ownerA, 10, lease)),
+	checkIDs(t, "claim after every lease expired", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)),
 		[]string{leased.ID, a.ID, b.ID, c.ID, future.ID})
 }
 
@@ -51,11 +56,11 @@ func testCallbackLeaseExpiry(t *testing.T, open opener) {
 		return task.Attempt{CallbackID: cb.ID, N: n, StartedAt: clock.Now(), Duration: 20 * time.Millisecond, StatusCode: 200}
 	}
 
-	checkIDs(t, "first claim", callbackIDs(claimCallbacks(t, st, ownerA, 10, 30*time.Second)), []string{cb.ID})
+	checkIDs(t, "first claim", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, 30*time.Second)), []string{cb.ID})
 	clock.Advance(29 * time.Second)
-	checkIDs(t, "claim while leased", callbackIDs(claimCallbacks(t, st, ownerB, 10, lease)), nil)
+	checkIDs(t, "claim while leased", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)), nil)
 	clock.Advance(time.Second)
-	checkIDs(t, "claim after expiry", callbackIDs(claimCallbacks(t, st, ownerB, 10, 30*time.Second)), []string{cb.ID})
+	checkIDs(t, "claim after expiry", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, 30*time.Second)), []string{cb.ID})
 
 	// Owner A lost the callback: its attempt is not recorded.
 	checkLeaseLost(t, "RecordAttempt by old owner",
@@ -66,7 +71,7 @@ func testCallbackLeaseExpiry(t *testing.T, open opener) {
 	clock.Advance(30 * time.Second)
 	checkLeaseLost(t, "RecordAttempt after expiry",
 		st.RecordAttempt(t.Context(), ownerB, attempt(1), task.DeliveryDelivered, time.Time{}))
-	checkIDs(t, "third claim", callbackIDs(claimCallbacks(t, st, ownerC, 10, lease)), []string{cb.ID})
+	checkIDs(t, "third claim", callbackIDs(claimCallbacks(t, st, ownerC, task.LaneFirst, 10, lease)), []string{cb.ID})
 	recordAttempt(t, st, ownerC, attempt(1), task.DeliveryDelivered, time.Time{})
 	want := *cb
 	want.State, want.Attempts, want.NextAttemptAt, want.FinishedAt, want.History =
@@ -74,20 +79,39 @@ func testCallbackLeaseExpiry(t *testing.T, open opener) {
 	checkEqual(t, "callbacks after delivery", getCallbacks(t, st, cb.TaskID), []*task.Callback{&want})
 }
 
+// testConcurrentCallbackClaims claims both lanes at once, each with
+// several claimers: every callback is claimed once, in its own lane.
 func testConcurrentCallbackClaims(t *testing.T, open opener) {
-	const callbacks, claimers = 200, 16
+	const callbacks, claimers = 100, 8 // per lane
 	st, clock := open(t)
 	dues := make([]time.Time, callbacks)
 	for i := range dues {
 		dues[i] = clock.Now().Add(-time.Duration(i) * time.Millisecond)
 	}
-	addCallbacks(t, st, clock, dues...)
-	claimedBy := claimConcurrently(t, claimers, func(owner string, limit int) ([]string, error) {
-		got, err := st.ClaimCallbacks(t.Context(), owner, limit, time.Hour)
-		return callbackIDs(got), err
-	})
-	if len(claimedBy) != callbacks {
-		t.Errorf("got %d callbacks claimed, want %d", len(claimedBy), callbacks)
+	inLane := map[task.Lane][]*task.Callback{
+		task.LaneRetry: addRetries(t, st, clock, dues...),
+		task.LaneFirst: addCallbacks(t, st, clock, dues...),
+	}
+	var (
+		wg        sync.WaitGroup
+		claimedBy = make(map[task.Lane]map[string]string)
+		mu        sync.Mutex
+	)
+	for lane := range inLane {
+		wg.Go(func() {
+			got := claimConcurrently(t, claimers, func(owner string, limit int) ([]string, error) {
+				got, err := st.ClaimCallbacks(t.Context(), string(lane)+"-"+owner, lane, limit, time.Hour)
+				return callbackIDs(got), err
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			claimedBy[lane] = got
+		})
+	}
+	wg.Wait()
+	for lane, cbs := range inLane {
+		got := slices.Sorted(maps.Keys(claimedBy[lane]))
+		checkIDs(t, fmt.Sprintf("callbacks claimed in the %s lane", lane), got, callbackIDs(cbs))
 	}
 }
 
@@ -125,7 +149,7 @@ func testRecordAttempt(t *testing.T, open opener) {
 			st, clock := open(t)
 			cb := addCallbacks(t, st, clock, clock.Now())[0]
 			clock.Advance(2 * time.Second)
-			claimCallbacks(t, st, ownerA, 1, lease)
+			claimCallbacks(t, st, ownerA, task.LaneFirst, 1, lease)
 			a := tt.attempt
 			a.CallbackID, a.N, a.StartedAt, a.Duration = cb.ID, 1, clock.Now(), 1234*time.Millisecond
 			clock.Advance(a.Duration)
@@ -146,15 +170,20 @@ func testRecordAttempt(t *testing.T, open opener) {
 			if got, err := st.NextCallbackDue(t.Context()); err != nil || !got.Equal(next) {
 				t.Errorf("NextCallbackDue: got %v, %v, want %v, nil", got, err, next)
 			}
-			checkIDs(t, "claim right after the attempt", callbackIDs(claimCallbacks(t, st, ownerB, 10, lease)), nil)
+			checkIDs(t, "claim right after the attempt", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), nil)
 			if tt.state == task.DeliveryPending {
 				clock.Advance(tt.next - time.Millisecond)
-				checkIDs(t, "claim just before next", callbackIDs(claimCallbacks(t, st, ownerB, 10, lease)), nil)
+				checkIDs(t, "claim just before next", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), nil)
 				clock.Advance(time.Millisecond)
-				checkIDs(t, "claim at next", callbackIDs(claimCallbacks(t, st, ownerB, 10, lease)), []string{cb.ID})
+				// Attempted once, it has left the first lane.
+				checkIDs(t, "first lane's claim at next", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)), nil)
+				checkIDs(t, "retry lane's claim at next", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), []string{cb.ID})
 			} else {
 				clock.Advance(24 * time.Hour)
-				checkIDs(t, "claim of a final callback", callbackIDs(claimCallbacks(t, st, ownerB, 10, lease)), nil)
+				for _, lane := range []task.Lane{task.LaneFirst, task.LaneRetry} {
+					checkIDs(t, fmt.Sprintf("%s lane's claim of a final callback", lane),
+						callbackIDs(claimCallbacks(t, st, ownerB, lane, 10, lease)), nil)
+				}
 			}
 		})
 	}
@@ -178,7 +207,11 @@ func testAttemptHistory(t *testing.T, open opener) {
 	}
 	var history []task.Attempt
 	for _, s := range steps {
-		checkIDs(t, fmt.Sprintf("claim for attempt %d", s.a.N), callbackIDs(claimCallbacks(t, st, ownerA, 10, time.Minute)), []string{cb.ID})
+		lane := task.LaneRetry
+		if s.a.N == 1 {
+			lane = task.LaneFirst
+		}
+		checkIDs(t, fmt.Sprintf("claim for attempt %d", s.a.N), callbackIDs(claimCallbacks(t, st, ownerA, lane, 10, time.Minute)), []string{cb.ID})
 		s.a.CallbackID, s.a.StartedAt = cb.ID, clock.Now()
 		clock.Advance(s.a.Duration)
 		var next time.Time
@@ -212,7 +245,7 @@ func testNextCallbackDue(t *testing.T, open opener) {
 	check("of an empty store", time.Time{})
 
 	final := addCallbacks(t, st, clock, now.Add(-time.Hour))[0]
-	claimCallbacks(t, st, ownerA, 1, lease)
+	claimCallbacks(t, st, ownerA, task.LaneFirst, 1, lease)
 	recordAttempt(t, st, ownerA, task.Attempt{CallbackID: final.ID, N: 1, StartedAt: now, Error: "refused"},
 		task.DeliveryExhausted, time.Time{})
 	check("with a final callback only", time.Time{})
@@ -221,7 +254,7 @@ func testNextCallbackDue(t *testing.T, open opener) {
 	check("with a due callback", now.Add(-time.Second))
 
 	// A leased callback becomes claimable when its lease expires.
-	checkIDs(t, "claim", callbackIDs(claimCallbacks(t, st, ownerA, 10, 30*time.Second)), []string{cbs[2].ID})
+	checkIDs(t, "claim", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, 30*time.Second)), []string{cbs[2].ID})
 	check("with the due callback leased", now.Add(30*time.Second))
 	recordAttempt(t, st, ownerA, task.Attempt{CallbackID: cbs[2].ID, N: 1, StartedAt: now, StatusCode: 200},
 		task.DeliveryDelivered, time.Time{})
@@ -275,8 +308,8 @@ func testCallbacksIndependent(t *testing.T, open opener) {
 		Track: newTrack(tk.ID, 0, clock.Now()), RunAt: clock.Now(), Callback: first,
 	})
 
-	checkIDs(t, "claim by A", callbackIDs(claimCallbacks(t, st, ownerA, 1, lease)), []string{text.ID})
-	checkIDs(t, "claim by B", callbackIDs(claimCallbacks(t, st, ownerB, 1, lease)), []string{first.ID})
+	checkIDs(t, "claim by A", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 1, lease)), []string{text.ID})
+	checkIDs(t, "claim by B", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 1, lease)), []string{first.ID})
 	retry := clock.Now().Add(time.Minute)
 	textAttempt := task.Attempt{CallbackID: text.ID, N: 1, StartedAt: clock.Now(), StatusCode: 500, Error: "server answered 500"}
 	recordAttempt(t, st, ownerA, textAttempt, task.DeliveryPending, retry)
@@ -288,4 +321,112 @@ func testCallbacksIndependent(t *testing.T, open opener) {
 	wantFirst.State, wantFirst.Attempts, wantFirst.NextAttemptAt, wantFirst.FinishedAt, wantFirst.History =
 		task.DeliveryDelivered, 1, time.Time{}, clock.Now(), []task.Attempt{firstAttempt}
 	checkEqual(t, "callbacks", getCallbacks(t, st, tk.ID), []*task.Callback{&wantText, &wantFirst})
+}
+
+// testCallbackLanes checks that a callback waits in the first lane until
+// an attempt is recorded and in the retry lane after, that each lane is
+// claimed in due order, and that NextCallbackDue looks at both.
+func testCallbackLanes(t *testing.T, open opener) {
+	st, clock := open(t)
+	now := clock.Now()
+	nextDue := func(step string, want time.Time) {
+		t.Helper()
+		got, err := st.NextCallbackDue(t.Context())
+		if err != nil || !got.Equal(want) {
+			t.Errorf("NextCallbackDue %s: got %v, %v, want %v, nil", step, got, err, want)
+		}
+	}
+	// Retries first: the fixture claims first attempts. In neither lane is
+	// the IDs' order the due order.
+	retries := addRetries(t, st, clock, now.Add(-2*time.Minute), now.Add(2*time.Minute), now.Add(-4*time.Minute))
+	firsts := addCallbacks(t, st, clock, now.Add(-time.Minute), now.Add(time.Minute), now.Add(-3*time.Minute))
+	nextDue("with both lanes due", now.Add(-4*time.Minute))
+
+	checkEqual(t, "claim of the retry lane", claimCallbacks(t, st, ownerA, task.LaneRetry, 10, lease),
+		[]*task.Callback{retries[2], retries[0]})
+	// The retry lane's heads are leased: the first lane's head is next.
+	nextDue("with the due retries leased", now.Add(-3*time.Minute))
+	checkEqual(t, "claim of the first lane", claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease),
+		[]*task.Callback{firsts[2], firsts[0]})
+	nextDue("with everything due leased", now.Add(time.Minute))
+
+	clock.Advance(90 * time.Second)
+	checkIDs(t, "retry lane once its first lane's future one is due", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), nil)
+	nextDue("with the future first attempt due", now.Add(time.Minute))
+	checkIDs(t, "first lane once its future one is due", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)),
+		[]string{firsts[1].ID})
+	nextDue("with only the future retry unleased", now.Add(2*time.Minute))
+
+	if _, err := st.ClaimCallbacks(t.Context(), ownerB, task.Lane("express"), 10, lease); err == nil {
+		t.Error("ClaimCallbacks of an unknown lane: got no error, want one")
+	}
+}
+
+// testDeferCallback hands callbacks of both lanes back unattempted: the
+// lease is freed at once and fenced like an attempt's, the attempts stay
+// as they were, and the callback is claimable again, in its lane, at the
+// time it was deferred to.
+func testDeferCallback(t *testing.T, open opener) {
+	tests := []struct {
+		name string
+		lane task.Lane
+	}{
+		{"first attempt", task.LaneFirst},
+		{"retry", task.LaneRetry},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st, clock := open(t)
+			var cb *task.Callback
+			if tt.lane == task.LaneFirst {
+				cb = addCallbacks(t, st, clock, clock.Now())[0]
+			} else {
+				cb = addRetries(t, st, clock, clock.Now())[0]
+			}
+			want := getCallbacks(t, st, cb.TaskID)
+			checkIDs(t, "claim by A", callbackIDs(claimCallbacks(t, st, ownerA, tt.lane, 10, time.Minute)), []string{cb.ID})
+			// Sooner than the lease would expire: a lease still held would
+			// show in NextCallbackDue and keep B from claiming.
+			until := clock.Now().Add(10 * time.Second)
+
+			checkLeaseLost(t, "DeferCallback by B", st.DeferCallback(t.Context(), ownerB, cb.ID, until))
+			if err := st.DeferCallback(t.Context(), ownerA, cb.ID, time.Time{}); err == nil || errors.Is(err, task.ErrLeaseLost) {
+				t.Errorf("DeferCallback to the zero time: got error %v, want one that is not %v", err, task.ErrLeaseLost)
+			}
+			if err := st.DeferCallback(t.Context(), ownerA, cb.ID, until); err != nil {
+				t.Fatalf("DeferCallback by A: %v", err)
+			}
+			checkLeaseLost(t, "DeferCallback by A again", st.DeferCallback(t.Context(), ownerA, cb.ID, until))
+
+			want[0].NextAttemptAt = until
+			checkEqual(t, "callbacks after the deferral", getCallbacks(t, st, cb.TaskID), want)
+			if got, err := st.NextCallbackDue(t.Context()); err != nil || !got.Equal(until) {
+				t.Errorf("NextCallbackDue: got %v, %v, want %v, nil", got, err, until)
+			}
+			clock.Advance(until.Sub(clock.Now()) - time.Millisecond)
+			checkIDs(t, "claim by B just before", callbackIDs(claimCallbacks(t, st, ownerB, tt.lane, 10, time.Minute)), nil)
+			clock.Advance(time.Millisecond)
+			for _, lane := range []task.Lane{task.LaneFirst, task.LaneRetry} {
+				var wantIDs []string
+				if lane == tt.lane {
+					wantIDs = []string{cb.ID}
+				}
+				checkIDs(t, fmt.Sprintf("claim of the %s lane by B at the time deferred to", lane),
+					callbackIDs(claimCallbacks(t, st, ownerB, lane, 10, time.Minute)), wantIDs)
+			}
+
+			// B's lease expires unused: it can defer no more.
+			clock.Advance(time.Minute)
+			checkLeaseLost(t, "DeferCallback after B's lease expired", st.DeferCallback(t.Context(), ownerB, cb.ID, clock.Now()))
+			// Nor can anyone defer a final callback.
+			claimCallbacks(t, st, ownerC, tt.lane, 10, time.Minute)
+			a := task.Attempt{CallbackID: cb.ID, N: cb.Attempts + 1, StartedAt: clock.Now(), StatusCode: 200}
+			recordAttempt(t, st, ownerC, a, task.DeliveryDelivered, time.Time{})
+			checkLeaseLost(t, "DeferCallback of a delivered callback", st.DeferCallback(t.Context(), ownerC, cb.ID, clock.Now()))
+			if got := getCallbacks(t, st, cb.TaskID)[0]; got.State != task.DeliveryDelivered || got.Attempts != a.N {
+				t.Errorf("callback after delivery: %s after %d attempts, want %s after %d", got.State, got.Attempts, task.DeliveryDelivered, a.N)
+			}
+		})
+	}
 }

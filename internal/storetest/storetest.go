@@ -68,6 +68,8 @@ func Run(t *testing.T, open func(t *testing.T, clock *Clock) task.Store) {
 		{"NextTaskDue", testNextTaskDue},
 		{"ReadySignals", testReadySignals},
 		{"ClaimCallbacks", testClaimCallbacks},
+		{"CallbackLanes", testCallbackLanes},
+		{"DeferCallback", testDeferCallback},
 		{"CallbackLeaseExpiry", testCallbackLeaseExpiry},
 		{"ConcurrentCallbackClaims", testConcurrentCallbackClaims},
 		{"RecordAttempt", testRecordAttempt},
@@ -207,11 +209,11 @@ func getCallbacks(t *testing.T, st task.Store, taskID string) []*task.Callback {
 	return cbs
 }
 
-func claimCallbacks(t *testing.T, st task.Store, owner string, limit int, lease time.Duration) []*task.Callback {
+func claimCallbacks(t *testing.T, st task.Store, owner string, lane task.Lane, limit int, lease time.Duration) []*task.Callback {
 	t.Helper()
-	cbs, err := st.ClaimCallbacks(t.Context(), owner, limit, lease)
+	cbs, err := st.ClaimCallbacks(t.Context(), owner, lane, limit, lease)
 	if err != nil {
-		t.Fatalf("ClaimCallbacks(%s, %d): %v", owner, limit, err)
+		t.Fatalf("ClaimCallbacks(%s, %s, %d): %v", owner, lane, limit, err)
 	}
 	return cbs
 }
@@ -249,6 +251,28 @@ func addCallbacks(t *testing.T, st task.Store, clock *Clock, dues ...time.Time) 
 			Failure:  task.NewFailure(501),
 			Callback: cbs[i],
 		})
+	}
+	return cbs
+}
+
+// addRetries stores one callback per due time whose first attempt failed,
+// so that it waits in the retry lane, due at its due time, and returns them
+// as ClaimCallbacks must give them back. Their IDs ascend in the order of
+// dues. It claims tasks and first attempts, so the store must hold no
+// other due task or first attempt.
+func addRetries(t *testing.T, st task.Store, clock *Clock, dues ...time.Time) []*task.Callback {
+	t.Helper()
+	now := make([]time.Time, len(dues))
+	for i := range now {
+		now[i] = clock.Now()
+	}
+	cbs := addCallbacks(t, st, clock, now...)
+	checkIDs(t, "fixture's claim of first attempts", callbackIDs(claimCallbacks(t, st, "fixture", task.LaneFirst, len(cbs)+1, time.Minute)),
+		callbackIDs(cbs))
+	for i, c := range cbs {
+		recordAttempt(t, st, "fixture", task.Attempt{CallbackID: c.ID, N: 1, StartedAt: clock.Now(), StatusCode: 500, Error: "HTTP 500"},
+			task.DeliveryPending, dues[i])
+		c.Attempts, c.NextAttemptAt = 1, dues[i]
 	}
 	return cbs
 }

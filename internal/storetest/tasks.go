@@ -427,12 +427,20 @@ func testReadySignals(t *testing.T, open opener) {
 				t.Fatalf("ReleaseTask: %v", err)
 			}
 		}, true, false},
-		{"RecordAttempt", func(t *testing.T, st task.Store, clock *Clock) {
+		{"RecordAttempt failed", func(t *testing.T, st task.Store, clock *Clock) {
 			cb := addCallbacks(t, st, clock, clock.Now())[0]
-			claimCallbacks(t, st, ownerA, 1, lease)
+			claimCallbacks(t, st, ownerA, task.LaneFirst, 1, lease)
 			drain(st)
-			recordAttempt(t, st, ownerA, task.Attempt{CallbackID: cb.ID, N: 1, StartedAt: clock.Now(), StatusCode: 200},
-				task.DeliveryDelivered, time.Time{})
+			recordAttempt(t, st, ownerA, task.Attempt{CallbackID: cb.ID, N: 1, StartedAt: clock.Now(), StatusCode: 503, Error: "HTTP 503"},
+				task.DeliveryPending, clock.Now().Add(time.Minute))
+		}, false, true},
+		{"DeferCallback", func(t *testing.T, st task.Store, clock *Clock) {
+			cb := addCallbacks(t, st, clock, clock.Now())[0]
+			claimCallbacks(t, st, ownerA, task.LaneFirst, 1, lease)
+			drain(st)
+			if err := st.DeferCallback(t.Context(), ownerA, cb.ID, clock.Now().Add(time.Second)); err != nil {
+				t.Fatalf("DeferCallback: %v", err)
+			}
 		}, false, true},
 	}
 	for _, tt := range tests {

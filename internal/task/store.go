@@ -101,20 +101,29 @@ type Store interface {
 	// become due: a task was created, a stage committed, a lease released.
 	TaskReady() <-chan struct{}
 
-	// ClaimCallbacks leases up to limit pending callbacks whose next attempt
-	// is due to owner for lease, earliest due first.
-	ClaimCallbacks(ctx context.Context, owner string, limit int, lease time.Duration) ([]*Callback, error)
+	// ClaimCallbacks leases up to limit pending callbacks of lane whose next
+	// attempt is due to owner for lease, earliest due first. LaneFirst
+	// holds the callbacks without an attempt yet, LaneRetry those with at
+	// least one, so that a burst of retries cannot hold back first
+	// attempts. An unknown lane is an error.
+	ClaimCallbacks(ctx context.Context, owner string, lane Lane, limit int, lease time.Duration) ([]*Callback, error)
 	// RecordAttempt stores attempt a of a callback leased by owner, frees
 	// the lease and moves the callback to state: delivered, exhausted, or
 	// pending again until next. It returns ErrLeaseLost when owner's lease
 	// is gone.
 	RecordAttempt(ctx context.Context, owner string, a Attempt, state DeliveryState, next time.Time) error
-	// NextCallbackDue returns when the earliest pending callback can be
-	// claimed (its NextAttemptAt, or its lease's expiry if that is later),
-	// or the zero time when there is none.
+	// DeferCallback hands a callback leased by owner back without an
+	// attempt: it frees the lease and makes the callback due at until,
+	// which must be set, with its attempts unchanged. It returns
+	// ErrLeaseLost when owner's lease is gone.
+	DeferCallback(ctx context.Context, owner, callbackID string, until time.Time) error
+	// NextCallbackDue returns when the earliest pending callback of either
+	// lane can be claimed (its NextAttemptAt, or its lease's expiry if that
+	// is later), or the zero time when there is none.
 	NextCallbackDue(ctx context.Context) (time.Time, error)
 	// CallbackReady signals, without blocking its sender, that a callback
-	// may have become due.
+	// may have become due: one was inserted or deferred, or an attempt
+	// failed and left it pending.
 	CallbackReady() <-chan struct{}
 	// Callbacks returns the callbacks of a task, oldest first, each with
 	// its History of attempts; none (not ErrNotFound) for an unknown task.
@@ -123,6 +132,16 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// Lane is one of the two queues that pending callbacks wait in.
+type Lane string
+
+// The lanes: a callback is in LaneFirst until its first attempt is
+// recorded, then in LaneRetry.
+const (
+	LaneFirst Lane = "first"
+	LaneRetry Lane = "retry"
+)
 
 // Signal is what a Store's TaskReady and CallbackReady channels are made
 // of: it holds at most one pending wake-up, and notifying never blocks,

@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +36,18 @@ const (
 // defaultRetryDelays is the seed's schedule: retried 3 times, after 1, 5
 // and 15 minutes.
 var defaultRetryDelays = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute}
+
+// Deferral of a callback whose host is at its cap: due again deferMin
+// later, the delay doubling while the host stays saturated, up to
+// deferMax.
+const (
+	deferMin = 250 * time.Millisecond
+	deferMax = 5 * time.Second
+)
+
+// maxRetryAfter caps the pause a receiver can ask for with Retry-After: a
+// wrong header must not hold its callbacks for days.
+const maxRetryAfter = time.Hour
 
 // DispatcherConfig configures a Dispatcher. Store and Owner are required;
 // the zero value of every other field selects its default.
@@ -52,8 +68,28 @@ type DispatcherConfig struct {
 	Transport http.RoundTripper
 	// Owner is the lease owner name of this process.
 	Owner string
-	// Concurrency is how many attempts are in flight at once; default 64.
+	// Concurrency is how many callbacks the Dispatcher holds at once:
+	// attempts in flight, and callbacks claimed and waiting for their
+	// host; default 1024. Retries hold at most half of them, so that first
+	// attempts always find room. An attempt in flight costs three
+	// goroutines and a connection with its buffers, about 40 KiB of memory
+	// without TLS (1,000 attempts hanging on loopback added 45 MiB of RSS,
+	// the receiving side included), and no CPU while it waits for an
+	// answer: the default lets a thousand receivers that never answer hang
+	// an attempt each without taking every slot, for about 40 MiB. Each
+	// attempt holds a file descriptor; Go raises the soft limit on them to
+	// the hard one at start.
 	Concurrency int
+	// PerHost caps the attempts in flight to one host (the host:port of
+	// the callback URL), so that a slow receiver with a large backlog
+	// cannot take every slot; default 32. A host that has not answered
+	// yet, or did not answer its last attempt, gets one attempt at a time:
+	// a receiver that hangs holds one slot. A callback claimed for a host
+	// at its cap waits briefly, or is handed back to the store,
+	// unattempted: due again after 250 ms, a delay that doubles up to 5 s
+	// while the host stays at its cap, or once the attempt of a host that
+	// does not answer has timed out.
+	PerHost int
 	// LeaseMargin is added to Timeout to lease a callback, so that a lease
 	// always outlives its attempt; default 15s.
 	LeaseMargin time.Duration
@@ -61,8 +97,8 @@ type DispatcherConfig struct {
 	PollInterval time.Duration
 	Logger       *slog.Logger     // default: discard
 	Now          func() time.Time // default: time.Now
-	// Jitter returns a number in [0, 1); a retry waits its delay d plus
-	// d*0.1*Jitter(). Default: math/rand/v2.Float64.
+	// Jitter returns a number in [0, 1); a retry or a deferral waits its
+	// delay d plus d*0.1*Jitter(). Default: math/rand/v2.Float64.
 	Jitter func() float64
 }
 
@@ -72,6 +108,7 @@ type DispatcherConfig struct {
 type Dispatcher struct {
 	cfg    DispatcherConfig
 	client *http.Client
+	hosts  *hostLimiter
 	loop   claimLoop[*task.Callback]
 }
 
@@ -82,8 +119,8 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		return nil, errors.New("new dispatcher: store is required")
 	case cfg.Owner == "":
 		return nil, errors.New("new dispatcher: owner is required")
-	case cfg.Timeout < 0, cfg.Concurrency < 0, cfg.LeaseMargin < 0, cfg.PollInterval < 0:
-		return nil, errors.New("new dispatcher: timeout, concurrency, lease margin and poll interval must not be negative")
+	case cfg.Timeout < 0, cfg.Concurrency < 0, cfg.PerHost < 0, cfg.LeaseMargin < 0, cfg.PollInterval < 0:
+		return nil, errors.New("new dispatcher: timeout, concurrency, per-host cap, lease margin and poll interval must not be negative")
 	case slices.ContainsFunc(cfg.RetryDelays, func(d time.Duration) bool { return d < 0 }):
 		return nil, fmt.Errorf("new dispatcher: negative retry delay in %v", cfg.RetryDelays)
 	}
@@ -92,7 +129,8 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg.RetryDelays = defaultRetryDelays
 	}
 	cfg.RetryDelays = slices.Clone(cfg.RetryDelays)
-	cfg.Concurrency = cmp.Or(cfg.Concurrency, 64)
+	cfg.Concurrency = cmp.Or(cfg.Concurrency, 1024)
+	cfg.PerHost = cmp.Or(cfg.PerHost, 32)
 	cfg.LeaseMargin = cmp.Or(cfg.LeaseMargin, 15*time.Second)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, time.Second)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
@@ -103,7 +141,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg.Jitter = rand.Float64
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = newTransport(cfg.Concurrency)
+		cfg.Transport = newTransport(cfg.Concurrency, cfg.PerHost)
 	}
 	d := &Dispatcher{
 		cfg: cfg,
@@ -113,14 +151,32 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 			// redirect would also let it point tunehook anywhere.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
+		hosts: &hostLimiter{
+			perHost: cfg.PerHost,
+			// A callback waiting for its host holds its lease: it must
+			// start early enough for the attempt and its recording
+			// (within LeaseMargin/2) to end before the lease does.
+			hold:     min(time.Second, cfg.LeaseMargin/4),
+			timeout:  cfg.Timeout,
+			maxQueue: cfg.Concurrency,
+			now:      cfg.Now,
+			hosts:    make(map[string]*hostState),
+			pruneAt:  minPruneAt,
+		},
 	}
 	lease := cfg.Timeout + cfg.LeaseMargin
+	claimer := func(lane task.Lane) func(context.Context, int) ([]*task.Callback, error) {
+		return func(ctx context.Context, n int) ([]*task.Callback, error) {
+			return cfg.Store.ClaimCallbacks(ctx, cfg.Owner, lane, n, lease)
+		}
+	}
 	d.loop = claimLoop[*task.Callback]{
 		kind:  "callback",
 		slots: cfg.Concurrency,
 		poll:  cfg.PollInterval,
-		claim: func(ctx context.Context, n int) ([]*task.Callback, error) {
-			return cfg.Store.ClaimCallbacks(ctx, cfg.Owner, n, lease)
+		lanes: []lane[*task.Callback]{
+			{share: cfg.Concurrency, claim: claimer(task.LaneFirst)},
+			{share: max(cfg.Concurrency/2, 1), claim: claimer(task.LaneRetry)},
 		},
 		nextDue: cfg.Store.NextCallbackDue,
 		ready:   cfg.Store.CallbackReady(),
@@ -132,14 +188,14 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 }
 
 // newTransport returns the default transport: no proxy from the
-// environment (callbacks go straight to their receiver), and enough idle
-// connections per host for a receiver that gets every callback.
-func newTransport(conns int) *http.Transport {
+// environment (callbacks go straight to their receiver), and as many idle
+// connections per host as there can be attempts to it at once.
+func newTransport(conns, perHost int) *http.Transport {
 	return &http.Transport{
 		DialContext:            (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           2 * conns,
-		MaxIdleConnsPerHost:    conns,
+		MaxIdleConns:           conns,
+		MaxIdleConnsPerHost:    perHost,
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    10 * time.Second,
 		MaxResponseHeaderBytes: readLimit,
@@ -151,14 +207,21 @@ func newTransport(conns int) *http.Transport {
 // returns at most Timeout after ctx is cancelled.
 func (d *Dispatcher) Run(ctx context.Context) error { return d.loop.run(ctx) }
 
-// deliver makes one attempt of cb and records it.
+// deliver makes one attempt of cb, when its host has room for it, and
+// records it; otherwise it hands cb back to the store for later.
 func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
+	host := hostKey(cb.URL)
+	if ok, delay := d.hosts.acquire(ctx, host); !ok {
+		d.postpone(ctx, cb, host, delay)
+		return
+	}
 	// Detached from ctx: shutdown lets the attempt finish.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Timeout)
-	a := d.attempt(actx, cb)
+	a, retryAfter := d.attempt(actx, cb)
 	cancel()
+	d.hosts.release(host, a.Duration, a.StatusCode != 0)
 
-	state, next := d.outcome(a)
+	state, next := d.outcome(a, retryAfter)
 	// Recorded while the lease lasts, through a database restart if need
 	// be: an attempt that is not recorded is made again, and a delivered
 	// one would reach the receiver twice. The lease outlives the attempt
@@ -169,7 +232,7 @@ func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
 
 	log := d.cfg.Logger
 	attrs := []any{
-		"task_id", cb.TaskID, "callback_id", cb.ID, "stage", cb.Stage, "attempt", a.N,
+		"task_id", cb.TaskID, "callback_id", cb.ID, "stage", cb.Stage, "host", host, "attempt", a.N,
 		"status_code", a.StatusCode, "took", a.Duration,
 	}
 	switch {
@@ -189,29 +252,57 @@ func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
 	}
 }
 
+// postpone hands cb back to the store unattempted, due after delay and its
+// jitter: its host has no room for it, or shutdown began (delay 0: due at
+// once, for whoever runs next).
+func (d *Dispatcher) postpone(ctx context.Context, cb *task.Callback, host string, delay time.Duration) {
+	until := d.cfg.Now().Add(d.jittered(delay))
+	err := persist(ctx, d.cfg.LeaseMargin/2, func(ctx context.Context) error {
+		return d.cfg.Store.DeferCallback(ctx, d.cfg.Owner, cb.ID, until)
+	})
+	attrs := []any{"task_id", cb.TaskID, "callback_id", cb.ID, "stage", cb.Stage, "host", host}
+	if err != nil {
+		// Nothing is lost: the callback is claimed again once its lease
+		// expires.
+		d.cfg.Logger.WarnContext(ctx, "callback deferral not recorded", append(attrs, "error", err)...)
+		return
+	}
+	// At debug level: a host at its cap can have its callbacks deferred by
+	// the thousand.
+	d.cfg.Logger.DebugContext(ctx, "callback deferred", append(attrs, "until", until)...)
+}
+
 // outcome returns the state a callback moves to after attempt a, and when
-// it is due again if it stays pending.
-func (d *Dispatcher) outcome(a task.Attempt) (task.DeliveryState, time.Time) {
+// it is due again if it stays pending: after the retry's delay with its
+// jitter, or after retryAfter, the pause the receiver asked for, if that
+// is longer.
+func (d *Dispatcher) outcome(a task.Attempt, retryAfter time.Duration) (task.DeliveryState, time.Time) {
 	if a.Error == "" {
 		return task.DeliveryDelivered, time.Time{}
 	}
 	if a.N > len(d.cfg.RetryDelays) {
 		return task.DeliveryExhausted, time.Time{}
 	}
-	delay := d.cfg.RetryDelays[a.N-1]
-	jitter := time.Duration(float64(delay) * 0.1 * d.cfg.Jitter())
-	return task.DeliveryPending, d.cfg.Now().Add(delay + jitter)
+	return task.DeliveryPending, d.cfg.Now().Add(max(d.jittered(d.cfg.RetryDelays[a.N-1]), retryAfter))
 }
 
-// attempt POSTs cb once. An empty Error in the result means success.
-func (d *Dispatcher) attempt(ctx context.Context, cb *task.Callback) (a task.Attempt) {
+// jittered returns delay plus up to a tenth of it, at random, so that
+// callbacks that failed or were deferred together do not come back
+// together.
+func (d *Dispatcher) jittered(delay time.Duration) time.Duration {
+	return delay + time.Duration(float64(delay)*0.1*d.cfg.Jitter())
+}
+
+// attempt POSTs cb once. An empty Error in the result means success;
+// retryAfter is the pause a 429 or 503 answer asked for, if any.
+func (d *Dispatcher) attempt(ctx context.Context, cb *task.Callback) (a task.Attempt, retryAfter time.Duration) {
 	a = task.Attempt{CallbackID: cb.ID, N: cb.Attempts + 1, StartedAt: d.cfg.Now()}
 	defer func() { a.Duration = d.cfg.Now().Sub(a.StartedAt) }()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cb.URL, bytes.NewReader(cb.Body))
 	if err != nil {
 		a.Error = fmt.Sprintf("invalid callback URL: %v", err)
-		return a
+		return a, 0
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "tunehook/"+tunehook.Version)
@@ -221,7 +312,7 @@ func (d *Dispatcher) attempt(ctx context.Context, cb *task.Callback) (a task.Att
 	resp, err := d.client.Do(req)
 	if err != nil {
 		a.Error = describeError(err, d.cfg.Timeout)
-		return a
+		return a, 0
 	}
 	// Closing before EOF drops the connection instead of draining an
 	// answer that is too long.
@@ -243,8 +334,34 @@ func (d *Dispatcher) attempt(ctx context.Context, cb *task.Callback) (a task.Att
 		}
 	default:
 		a.Error = fmt.Sprintf("HTTP %d", code)
+		if wait, ok := parseRetryAfter(resp, d.cfg.Now()); ok {
+			a.Error += fmt.Sprintf(" (Retry-After %ds)", wait/time.Second)
+			retryAfter = wait
+		}
 	}
-	return a
+	return a, retryAfter
+}
+
+// parseRetryAfter returns the pause a 429 or 503 answer asks for with its
+// Retry-After header, in delta-seconds or as an HTTP date, in whole
+// seconds (rounded up) and at most maxRetryAfter. ok is false for other
+// answers, and when the header is missing or does not parse: it is
+// advice, and advice that cannot be read is ignored.
+func parseRetryAfter(resp *http.Response, now time.Time) (wait time.Duration, ok bool) {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return 0, false
+	}
+	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
+	if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
+		// Capped before the conversion, which could overflow.
+		return time.Duration(min(secs, uint64(maxRetryAfter/time.Second))) * time.Second, true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	secs := math.Ceil(max(at.Sub(now), 0).Seconds())
+	return min(time.Duration(secs)*time.Second, maxRetryAfter), true
 }
 
 // describeError turns a failed request into a short class and detail for
@@ -288,4 +405,225 @@ func unwrapURLError(err error) error {
 		return u.Err
 	}
 	return err
+}
+
+// hostKey returns the host the per-host cap counts a callback URL under:
+// its host:port, lower-cased, with the scheme's default port made explicit,
+// so that every spelling of one receiver shares one cap. A URL that does
+// not parse is a key of its own; its attempt fails at once anyway.
+func hostKey(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" { // url.Parse lower-cases the scheme
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// hostLimiter caps the attempts in flight to each host. A host gets
+// perHost attempts at once while it answers; a host that has not answered
+// yet, or whose last attempt got no answer (a timeout, a refused or reset
+// connection), gets one at a time, a probe: a receiver that hangs holds one
+// slot of the Dispatcher, not perHost.
+//
+// A callback whose host has no attempt free waits in the host's queue for
+// one, briefly, if the queue has room; otherwise it is deferred. An
+// answering host's queue has room for as many callbacks as the host
+// finishes in hold, going by the average duration of its attempts (Little's
+// law): a fast receiver keeps enough claimed callbacks queued to stay busy
+// between two claims, while a slow one cannot hold many slots with
+// callbacks that wait.
+type hostLimiter struct {
+	perHost  int
+	hold     time.Duration // the longest wait for an answering host
+	timeout  time.Duration // of an attempt
+	maxQueue int
+	now      func() time.Time
+
+	mu      sync.Mutex
+	hosts   map[string]*hostState
+	pruneAt int // prune hosts when there are as many
+}
+
+// hostState is what a hostLimiter knows of a host.
+type hostState struct {
+	inFlight int
+	// queue holds a channel per callback waiting, oldest first; closing
+	// one hands its callback an attempt.
+	queue []chan struct{}
+	// answering is set while the last attempt that ended got an answer.
+	answering bool
+	avg       time.Duration // moving average of the attempts' durations; 0: none ended yet
+	lastStart time.Time     // of the last attempt started
+	delay     time.Duration // of the next deferral while answering
+	since     time.Time     // when delay was last reset or doubled
+	idleSince time.Time     // when inFlight last fell to 0
+}
+
+// Bounds of a hostLimiter's memory: hosts idle for hostMemory are
+// forgotten (they start over as probed), checked whenever the number of
+// hosts known has doubled, from minPruneAt on.
+const (
+	hostMemory = time.Minute
+	minPruneAt = 1024
+)
+
+// probeHold is the longest a callback waits for a host that is probed: a
+// receiver that answers at all answers its first attempt in much less,
+// while the callbacks of one that hangs must not hold slots for long.
+const probeHold = 200 * time.Millisecond
+
+// acquire takes an attempt of host for a callback: at once if the host has
+// one free, or after a wait in the host's queue. If not, it returns false
+// and how long to defer the callback: see deferral; 0 when ctx was
+// cancelled while the callback waited, for it to be handed back due at
+// once.
+func (l *hostLimiter) acquire(ctx context.Context, host string) (ok bool, deferFor time.Duration) {
+	l.mu.Lock()
+	now := l.now()
+	h := l.host(host, now)
+	if h.inFlight < l.limit(h) && len(h.queue) == 0 {
+		l.start(h, now)
+		// The host has room: a later deferral starts from the shortest
+		// delay.
+		h.delay, h.since = deferMin, now
+		l.mu.Unlock()
+		return true, 0
+	}
+	hold := l.hold
+	if !h.answering {
+		hold = min(hold, probeHold)
+	}
+	if len(h.queue) >= l.queueLimit(h, hold) {
+		defer l.mu.Unlock()
+		return false, l.deferral(h, now)
+	}
+	turn := make(chan struct{})
+	h.queue = append(h.queue, turn)
+	l.mu.Unlock()
+
+	timer := time.NewTimer(hold)
+	defer timer.Stop()
+	select {
+	case <-turn:
+		return true, 0
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now = l.now()
+	select {
+	case <-turn:
+		// Handed an attempt while giving up.
+		if ctx.Err() == nil {
+			return true, 0
+		}
+		l.vacate(h, now)
+	default:
+		h.queue = slices.DeleteFunc(h.queue, func(c chan struct{}) bool { return c == turn })
+	}
+	if ctx.Err() != nil {
+		return false, 0
+	}
+	return false, l.deferral(h, now)
+}
+
+// release ends an attempt to host that took took; answered tells whether
+// the receiver answered it.
+func (l *hostLimiter) release(host string, took time.Duration, answered bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.hosts[host]
+	if h.avg == 0 {
+		h.avg = max(took, time.Nanosecond)
+	} else {
+		// A moving average over about the last eight attempts: it
+		// follows a host that slows down or recovers within a few.
+		h.avg += (took - h.avg) / 8
+	}
+	h.answering = answered
+	l.vacate(h, l.now())
+}
+
+// host returns the state of host, new if need be; l.mu is held.
+func (l *hostLimiter) host(host string, now time.Time) *hostState {
+	if h := l.hosts[host]; h != nil {
+		return h
+	}
+	if len(l.hosts) >= l.pruneAt {
+		for k, h := range l.hosts {
+			if h.inFlight == 0 && now.Sub(h.idleSince) >= hostMemory {
+				delete(l.hosts, k)
+			}
+		}
+		l.pruneAt = max(2*len(l.hosts), minPruneAt)
+	}
+	h := &hostState{}
+	l.hosts[host] = h
+	return h
+}
+
+// limit returns how many attempts host h may have in flight.
+func (l *hostLimiter) limit(h *hostState) int {
+	if h.answering {
+		return l.perHost
+	}
+	return 1
+}
+
+// start counts an attempt to h in; l.mu is held.
+func (l *hostLimiter) start(h *hostState, now time.Time) {
+	h.inFlight++
+	h.lastStart = now
+}
+
+// vacate frees an attempt of h and hands the attempts free to the
+// callbacks in its queue; l.mu is held.
+func (l *hostLimiter) vacate(h *hostState, now time.Time) {
+	h.inFlight--
+	for h.inFlight < l.limit(h) && len(h.queue) > 0 {
+		close(h.queue[0])
+		h.queue = h.queue[1:]
+		l.start(h, now)
+	}
+	if h.inFlight == 0 {
+		h.idleSince = now
+	}
+}
+
+// queueLimit returns how many callbacks may wait up to hold for host h;
+// l.mu is held. Until an attempt to h has ended, nothing is known of its
+// speed, and it gets the benefit of the doubt: its callbacks wait rather
+// than be deferred, which costs a write each.
+func (l *hostLimiter) queueLimit(h *hostState, hold time.Duration) int {
+	if h.avg == 0 {
+		return l.maxQueue
+	}
+	n := int64(l.limit(h)) * int64(hold) / int64(max(h.avg, time.Millisecond))
+	return int(min(n, int64(l.maxQueue)))
+}
+
+// deferral returns how long to defer a callback of h that found no room;
+// l.mu is held. A host being probed has room once the probe ends: at the
+// latest when it times out, which is when the callback comes back, so that
+// the callbacks of a receiver that hangs are deferred once per probe
+// rather than every few seconds. An answering host's delay doubles each
+// time it has been in use for as long as itself: the callbacks deferred
+// come back after one delay, and if the host is still full then, it has
+// stayed saturated for a whole round.
+func (l *hostLimiter) deferral(h *hostState, now time.Time) time.Duration {
+	if !h.answering {
+		return max(h.lastStart.Add(l.timeout).Sub(now), deferMin)
+	}
+	if now.Sub(h.since) >= h.delay {
+		h.delay, h.since = min(2*h.delay, deferMax), now
+	}
+	return h.delay
 }

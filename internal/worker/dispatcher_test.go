@@ -13,8 +13,11 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,8 +107,14 @@ func seedCallbacks(t *testing.T, st task.Store, urls ...string) []*task.Callback
 		}
 		stage, to, _ := task.NextStage(status)
 		now := time.Now()
+		// A task left unfinished is due only much later, so that the
+		// claims of the next seedCallbacks do not take it.
+		runAt := now
+		if i == len(urls)-1 {
+			runAt = now.Add(time.Hour)
+		}
 		c := task.StageCommit{
-			TaskID: tk.ID, From: status, To: to, RunAt: now,
+			TaskID: tk.ID, From: status, To: to, RunAt: runAt,
 			Callback: &task.Callback{
 				ID: task.NewCallbackID(), TaskID: tk.ID, Stage: stage, URL: u,
 				Body:  fmt.Appendf(nil, `{"code":200,"msg":"stage %d","data":{"callbackType":%q,"task_id":%q,"data":[]}}`, i, stage, tk.ID),
@@ -598,6 +607,7 @@ func TestNewDispatcher(t *testing.T) {
 		{"no store", func(c *worker.DispatcherConfig) { c.Store = nil }, true},
 		{"no owner", func(c *worker.DispatcherConfig) { c.Owner = "" }, true},
 		{"negative timeout", func(c *worker.DispatcherConfig) { c.Timeout = -time.Second }, true},
+		{"negative per-host cap", func(c *worker.DispatcherConfig) { c.PerHost = -1 }, true},
 		{"negative retry delay", func(c *worker.DispatcherConfig) { c.RetryDelays = []time.Duration{time.Second, -time.Second} }, true},
 	}
 	for _, tt := range tests {
@@ -611,4 +621,377 @@ func TestNewDispatcher(t *testing.T) {
 			}
 		})
 	}
+}
+
+// seedMany stores n callbacks to url, due now, three per task (text, first
+// and complete), in the order returned.
+func seedMany(t *testing.T, st task.Store, n int, url string) []*task.Callback {
+	t.Helper()
+	var cbs []*task.Callback
+	for len(cbs) < n {
+		cbs = append(cbs, seedCallbacks(t, st, slices.Repeat([]string{url}, min(n-len(cbs), 3))...)...)
+	}
+	return cbs
+}
+
+// seedRetries stores n callbacks to url whose first attempt failed, due
+// again now: they wait in the retry lane. The store must hold no other due
+// first attempt.
+func seedRetries(t *testing.T, st task.Store, n int, url string) []*task.Callback {
+	t.Helper()
+	cbs := seedMany(t, st, n, url)
+	claimed, err := st.ClaimCallbacks(t.Context(), "seeder", task.LaneFirst, n, time.Minute)
+	if err != nil || len(claimed) != n {
+		t.Fatalf("claim: got %d callbacks, %v; want %d", len(claimed), err, n)
+	}
+	for _, c := range claimed {
+		a := task.Attempt{CallbackID: c.ID, N: 1, StartedAt: time.Now(), StatusCode: 500, Error: "HTTP 500"}
+		if err := st.RecordAttempt(t.Context(), "seeder", a, task.DeliveryPending, time.Now()); err != nil {
+			t.Fatalf("record attempt: %v", err)
+		}
+	}
+	return cbs
+}
+
+// gauge counts the requests a receiver is answering, and the most it
+// answered at once.
+type gauge struct {
+	mu       sync.Mutex
+	cur, max int
+	done     int
+}
+
+// hold counts a request in for d, then out.
+func (g *gauge) hold(d time.Duration) {
+	g.mu.Lock()
+	g.cur++
+	g.max = max(g.max, g.cur)
+	g.mu.Unlock()
+	time.Sleep(d)
+	g.mu.Lock()
+	g.cur--
+	g.done++
+	g.mu.Unlock()
+}
+
+// counts returns the requests in progress, the most there were at once,
+// and the requests answered.
+func (g *gauge) counts() (cur, most, done int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cur, g.max, g.done
+}
+
+// TestDispatcherPerHostCap gives a slow receiver a backlog of callbacks
+// that would fill every slot, and a fast receiver callbacks due after
+// them: the slow one never gets more attempts at once than the cap, the
+// fast one gets its callbacks while the slow backlog drains, and every
+// callback is delivered once.
+func TestDispatcherPerHostCap(t *testing.T) {
+	t.Parallel()
+	const slowN, fastN, perHost = 200, 30, 32 // perHost: the default
+	st := openStore(t, nil)
+	var slow gauge
+	slowRC := newReceiver(t, func(http.ResponseWriter, *http.Request) { slow.hold(300 * time.Millisecond) })
+	var (
+		mu         sync.Mutex
+		slowAtFast []int // slow callbacks answered when each fast one arrived
+	)
+	fastRC := newReceiver(t, func(http.ResponseWriter, *http.Request) {
+		_, _, done := slow.counts()
+		mu.Lock()
+		slowAtFast = append(slowAtFast, done)
+		mu.Unlock()
+	})
+	cbs := seedMany(t, st, slowN, slowRC.URL+"/cb")
+	// Due after every slow one.
+	cbs = append(cbs, seedMany(t, st, fastN, fastRC.URL+"/cb")...)
+	start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) { c.RetryDelays = []time.Duration{} }).Run)
+
+	for _, cb := range cbs {
+		if got := waitState(t, st, cb, task.DeliveryDelivered); got.Attempts != 1 {
+			t.Errorf("callback %s delivered after %d attempts, want 1", cb.ID, got.Attempts)
+		}
+	}
+	if _, most, _ := slow.counts(); most > perHost {
+		t.Errorf("slow receiver answered %d callbacks at once, want at most %d", most, perHost)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if last := slices.Max(slowAtFast); last >= slowN/2 {
+		t.Errorf("the fast receiver got its last callback after %d slow ones were answered, want fewer than %d", last, slowN/2)
+	}
+	// Every body is a callback's own (its task and stage).
+	for name, rc := range map[string]*receiver{"slow": slowRC, "fast": fastRC} {
+		want := map[string]bool{}
+		for _, cb := range cbs {
+			if strings.HasPrefix(cb.URL, rc.URL) {
+				want[string(cb.Body)] = true
+			}
+		}
+		for _, r := range rc.Requests("/cb") {
+			if !want[string(r.Body)] {
+				t.Errorf("%s receiver got %s twice or unexpectedly", name, r.Body)
+			}
+			delete(want, string(r.Body))
+		}
+	}
+}
+
+// TestDispatcherHangingReceivers gives receivers that never answer a
+// callback each, and a healthy receiver callbacks due after theirs: every
+// healthy callback is delivered while the hanging attempts are still in
+// flight, none of them recorded yet.
+func TestDispatcherHangingReceivers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		hanging     int
+		concurrency int // 0: the default
+	}{
+		{"many hanging receivers, default slots", 200, 0},
+		// Fewer slots free than a batch, for as long as the attempts hang.
+		{"nearly every slot hanging", 14, 16},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			const healthyN = 30
+			st := openStore(t, nil)
+			var hanging gauge
+			quit := make(chan struct{})
+			var hangingCBs []*task.Callback
+			for range tt.hanging {
+				rc := newReceiver(t, func(_ http.ResponseWriter, r *http.Request) {
+					hanging.mu.Lock()
+					hanging.cur++
+					hanging.mu.Unlock()
+					select {
+					case <-r.Context().Done():
+					case <-quit:
+					}
+					hanging.mu.Lock()
+					hanging.cur--
+					hanging.done++
+					hanging.mu.Unlock()
+				})
+				hangingCBs = append(hangingCBs, seedCallbacks(t, st, rc.URL+"/cb")...)
+			}
+			healthy := newReceiver(t, answer(200, ""))
+			healthyCBs := seedMany(t, st, healthyN, healthy.URL+"/cb")
+			start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+				c.Timeout = 3 * time.Second
+				c.Concurrency = tt.concurrency
+				c.RetryDelays = []time.Duration{}
+			}).Run)
+			// Registered after start, so it runs before the dispatcher
+			// stops, which waits for the attempts in flight.
+			t.Cleanup(func() { close(quit) })
+
+			waitFor(t, "every hanging attempt in flight", func() bool {
+				cur, _, _ := hanging.counts()
+				return cur == tt.hanging
+			})
+			for _, cb := range healthyCBs {
+				waitState(t, st, cb, task.DeliveryDelivered)
+			}
+			if cur, _, done := hanging.counts(); cur != tt.hanging || done != 0 {
+				t.Errorf("with every healthy callback delivered: %d hanging attempts in flight, %d ended; want %d, 0",
+					cur, done, tt.hanging)
+			}
+			for _, cb := range hangingCBs {
+				if got := callbackOf(t, st, cb.TaskID, cb.ID); got.Attempts != 0 {
+					t.Errorf("hanging callback %s: %d attempts recorded before the healthy ones were delivered, want 0", cb.ID, got.Attempts)
+				}
+			}
+		})
+	}
+}
+
+// TestDispatcherLanes gives a slowly answering receiver a backlog of due
+// retries that would fill every slot, then commits a first attempt to
+// another receiver: it is delivered long before the retries are half done.
+func TestDispatcherLanes(t *testing.T) {
+	t.Parallel()
+	const retries, slots = 1000, 16
+	st := openStore(t, nil)
+	var slow gauge
+	slowRC := newReceiver(t, func(http.ResponseWriter, *http.Request) { slow.hold(20 * time.Millisecond) })
+	fastRC := newReceiver(t, answer(200, ""))
+	seedRetries(t, st, retries, slowRC.URL+"/cb")
+	start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+		c.Concurrency = slots
+		c.PerHost = slots // the cap must not be what keeps the slots free
+		c.RetryDelays = []time.Duration{time.Hour, time.Hour}
+	}).Run)
+
+	waitFor(t, "retries under way", func() bool {
+		_, _, done := slow.counts()
+		return done >= 20
+	})
+	first := seedCallbacks(t, st, fastRC.URL+"/cb")[0]
+	waitState(t, st, first, task.DeliveryDelivered)
+	if _, most, done := slow.counts(); done >= retries/2 || most > slots/2 {
+		t.Errorf("first attempt delivered after %d retries were answered, at most %d at once; want fewer than %d, at most %d",
+			done, most, retries/2, slots/2)
+	}
+}
+
+// TestDispatcherRetryAfter answers 429 and 503 with Retry-After in both
+// forms: the attempt fails, and the next one waits at least as long as
+// asked, at most an hour; other answers and unreadable headers change
+// nothing.
+func TestDispatcherRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC().Truncate(time.Second)
+	date := func(d time.Duration) string { return now.Add(d).Format(http.TimeFormat) }
+	// Retry delays far longer than the test: no second attempt comes.
+	minute := []time.Duration{time.Minute}
+	tests := []struct {
+		name       string
+		status     int
+		retryAfter string // "": none
+		delays     []time.Duration
+
+		wantError string
+		wantState task.DeliveryState
+		wantNext  time.Duration // from now; pending only
+	}{
+		{"429 seconds", 429, "120", minute, "HTTP 429 (Retry-After 120s)", task.DeliveryPending, 120 * time.Second},
+		{"503 seconds", 503, " 30 ", []time.Duration{10 * time.Second}, "HTTP 503 (Retry-After 30s)", task.DeliveryPending, 30 * time.Second},
+		{"503 date", 503, date(10 * time.Minute), minute, "HTTP 503 (Retry-After 600s)", task.DeliveryPending, 10 * time.Minute},
+		{"429 date in the past", 429, date(-time.Minute), minute, "HTTP 429 (Retry-After 0s)", task.DeliveryPending, time.Minute},
+		{"seconds capped", 429, "86400", minute, "HTTP 429 (Retry-After 3600s)", task.DeliveryPending, time.Hour},
+		{"date capped", 503, date(5 * time.Hour), minute, "HTTP 503 (Retry-After 3600s)", task.DeliveryPending, time.Hour},
+		{"retry delay longer", 429, "5", minute, "HTTP 429 (Retry-After 5s)", task.DeliveryPending, time.Minute},
+		{"last attempt", 503, "120", []time.Duration{}, "HTTP 503 (Retry-After 120s)", task.DeliveryExhausted, 0},
+		{"ignored on 500", 500, "120", minute, "HTTP 500", task.DeliveryPending, time.Minute},
+		{"429 without it", 429, "", minute, "HTTP 429", task.DeliveryPending, time.Minute},
+		{"unreadable", 503, "in a while", minute, "HTTP 503", task.DeliveryPending, time.Minute},
+		{"negative", 503, "-5", minute, "HTTP 503", task.DeliveryPending, time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t, nil)
+			rc := newReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
+				if tt.retryAfter != "" {
+					w.Header().Set("Retry-After", tt.retryAfter)
+				}
+				w.WriteHeader(tt.status)
+			})
+			cb := seedCallbacks(t, st, rc.URL+"/cb")[0]
+			start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+				c.RetryDelays = tt.delays
+				c.Jitter = func() float64 { return 0 }
+				c.Now = func() time.Time { return now }
+			}).Run)
+
+			waitFor(t, "the first attempt", func() bool { return callbackOf(t, st, cb.TaskID, cb.ID).Attempts == 1 })
+			got := callbackOf(t, st, cb.TaskID, cb.ID)
+			var wantNext time.Time
+			if tt.wantState == task.DeliveryPending {
+				wantNext = now.Add(tt.wantNext)
+			}
+			if got.State != tt.wantState || !got.NextAttemptAt.Equal(wantNext) || got.History[0].Error != tt.wantError {
+				t.Errorf("after the attempt: %s, due %v, error %q; want %s, due %v, error %q",
+					got.State, got.NextAttemptAt, got.History[0].Error, tt.wantState, wantNext, tt.wantError)
+			}
+		})
+	}
+}
+
+// deferCounter is a Store that counts the callbacks deferred.
+type deferCounter struct {
+	task.Store
+	deferred atomic.Int32
+}
+
+func (s *deferCounter) DeferCallback(ctx context.Context, owner, callbackID string, until time.Time) error {
+	err := s.Store.DeferCallback(ctx, owner, callbackID, until)
+	if err == nil {
+		s.deferred.Add(1)
+	}
+	return err
+}
+
+// TestDispatcherDeferral sends more callbacks to a host at a cap of one
+// than it can wait for, so that some are deferred: none of them is lost
+// or counted as an attempt, and none reaches the receiver twice.
+func TestDispatcherDeferral(t *testing.T) {
+	t.Parallel()
+	const n = 12
+	st := &deferCounter{Store: openStore(t, nil)}
+	var g gauge
+	rc := newReceiver(t, func(http.ResponseWriter, *http.Request) { g.hold(30 * time.Millisecond) })
+	cbs := seedMany(t, st, n, rc.URL+"/cb")
+	start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+		c.PerHost = 1
+		c.RetryDelays = []time.Duration{}
+	}).Run)
+
+	for _, cb := range cbs {
+		got := waitState(t, st, cb, task.DeliveryDelivered)
+		if got.Attempts != 1 || len(got.History) != 1 || got.History[0].N != 1 {
+			t.Errorf("callback %s: delivered after %d attempts, history %d; want 1, 1", cb.ID, got.Attempts, len(got.History))
+		}
+	}
+	if got := st.deferred.Load(); got == 0 {
+		t.Errorf("got no callback deferred, want some: %d callbacks for a host at a cap of 1", n)
+	}
+	if _, most, done := g.counts(); most != 1 || done != n {
+		t.Errorf("receiver answered %d callbacks, at most %d at once; want %d, 1", done, most, n)
+	}
+}
+
+// TestDispatcherShutdownHandsBack stops a dispatcher while callbacks wait
+// for their host: they are handed back unattempted and claimable, and the
+// attempt in flight is finished and recorded.
+func TestDispatcherShutdownHandsBack(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, nil)
+	arrived, release := make(chan struct{}, 3), make(chan struct{})
+	rc := newReceiver(t, func(http.ResponseWriter, *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	})
+	cbs := seedMany(t, st, 3, rc.URL+"/cb")
+	stop := start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+		c.PerHost = 1
+		c.Timeout = waitLimit
+	}).Run)
+	<-arrived
+	go func() {
+		// Long enough for the callbacks waiting to give up; Run waits
+		// for the attempt in flight meanwhile.
+		time.Sleep(100 * time.Millisecond)
+		close(release)
+	}()
+	stop()
+
+	delivered := 0
+	for _, cb := range cbs {
+		got := callbackOf(t, st, cb.TaskID, cb.ID)
+		switch {
+		case got.State == task.DeliveryDelivered && got.Attempts == 1:
+			delivered++
+		case got.State == task.DeliveryPending && got.Attempts == 0:
+		default:
+			t.Errorf("callback %s: %s after %d attempts, want delivered after 1 or pending after none", cb.ID, got.State, got.Attempts)
+		}
+	}
+	if delivered != 1 {
+		t.Errorf("got %d callbacks delivered, want 1", delivered)
+	}
+	// Unleased: another dispatcher claims them once due (a deferred one
+	// is due within a second).
+	claimed := 0
+	waitFor(t, "the callbacks handed back to be claimable", func() bool {
+		got, err := st.ClaimCallbacks(t.Context(), "next", task.LaneFirst, 10, time.Minute)
+		if err != nil {
+			t.Fatalf("claim: %v", err)
+		}
+		claimed += len(got)
+		return delivered+claimed == len(cbs)
+	})
 }

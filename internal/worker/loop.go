@@ -14,15 +14,33 @@ const (
 	storeRetryMax = 5 * time.Second
 )
 
+// Pacing of claims. A claim is a durable transaction, so claims are
+// batched under load: the loop waits for a quarter of its slots to be free,
+// but takes no more than maxClaim at once, which keeps each claim's
+// transaction short. Slots held by attempts that hang free no batch for as
+// long as the attempts last, so the loop also claims fewer slots than a
+// batch, after a pause since its last claim: signalPause when the store
+// signalled new work, which keeps the wait of a fresh item short, and the
+// longer backlogPause for work known to be due already, which keeps the
+// claims of a backlog batched while the slots turn over one at a time.
+const (
+	maxClaim     = 256
+	signalPause  = 2 * time.Millisecond
+	backlogPause = 25 * time.Millisecond
+)
+
 // claimLoop is the scheduling the Runner and the Dispatcher share: claim due
 // work up to the free slots, hand every item to its own goroutine, and in
 // between sleep until the store signals new work, a slot frees, or the next
 // item falls due. Its goroutines are owned by run, which waits for them.
 type claimLoop[T any] struct {
-	kind    string // "task" or "callback", for logs
-	slots   int
-	poll    time.Duration
+	kind  string // "task" or "callback", for logs
+	slots int
+	poll  time.Duration
+	// claim claims up to n due items: the loop's one lane, unless lanes
+	// is set.
 	claim   func(ctx context.Context, n int) ([]T, error)
+	lanes   []lane[T]
 	nextDue func(ctx context.Context) (time.Time, error)
 	ready   <-chan struct{}
 	work    func(ctx context.Context, item T)
@@ -30,104 +48,174 @@ type claimLoop[T any] struct {
 	now     func() time.Time
 }
 
+// lane is a queue the loop claims from. Every claim takes the lanes in
+// order, each up to its share of the slots, so that an earlier lane's work
+// never waits behind a later one's, and a later lane with a smaller share
+// cannot take the slots from an earlier one.
+type lane[T any] struct {
+	share int // the most slots the lane's items hold at once
+	claim func(ctx context.Context, n int) ([]T, error)
+}
+
+// slotCount is what a claimLoop holds: items in progress, in all and per
+// lane.
+type slotCount struct {
+	total int
+	lanes []int
+	// capped marks the lanes that held their whole share at the last
+	// claim: the work due then may be theirs, and one of their slots
+	// freeing makes it claimable.
+	capped []bool
+}
+
 // run loops until ctx is cancelled, then waits for the items in progress
 // and returns nil. Store errors are logged and retried, never returned: the
 // loop has to outlive a database restart.
 func (l *claimLoop[T]) run(ctx context.Context) error {
+	lanes := l.lanes
+	if lanes == nil {
+		lanes = []lane[T]{{share: l.slots, claim: l.claim}}
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// Buffered to the slot count so that a finishing goroutine never
-	// blocks, even after run stopped listening.
-	done := make(chan struct{}, l.slots)
-	busy := 0
+	// blocks, even after run stopped listening. It carries the item's lane.
+	done := make(chan int, l.slots)
+	held := slotCount{lanes: make([]int, len(lanes)), capped: make([]bool, len(lanes))}
+	batch := min(max(l.slots/4, 1), maxClaim)
 	failures := 0 // consecutive store errors
-	var retryAt time.Time
+	// Real time, not l.now, for all of these: they pace a real timer, and
+	// an injected clock may stand still.
+	var (
+		retryAt   time.Time // backing off after store errors until then
+		dueAt     time.Time // when work is due next; zero: now
+		lastClaim time.Time
+		signalled bool // the store signalled new work since the last claim
+	)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-
-	// Claims are batched under load: a claim is a durable transaction, and
-	// claiming each time a single slot frees would cost one per item.
-	// Waiting for a quarter of the slots keeps claims few without letting
-	// the work in flight drain.
-	batch := max(l.slots/4, 1)
 	for {
-		wait := time.Duration(-1) // negative: no timer, wait for a signal
-		canClaim := busy == 0 || l.slots-busy >= batch
-		if canClaim {
-			if d := time.Until(retryAt); d > 0 {
-				// Still backing off; a freed slot does not cut it short.
-				wait = d
-			} else {
-				var err error
-				wait, err = l.fill(ctx, &wg, done, &busy)
-				if ctx.Err() != nil {
-					return nil
-				}
-				if err != nil {
-					failures++
-					wait = backoff(storeRetryMin, storeRetryMax, failures)
-					// Real time, not l.now: this paces a real timer, and
-					// an injected clock may stand still.
-					retryAt = time.Now().Add(wait)
-					l.logger.ErrorContext(ctx, "claim failed", "kind", l.kind, "error", err, "retry_in", wait)
-				} else {
-					failures = 0
-				}
+		now := time.Now()
+		free := l.slots - held.total
+		var wake time.Time // zero: no timer, wait for an event
+		claim := false
+		switch {
+		case free == 0:
+			// Only a freed slot helps.
+		case now.Before(retryAt):
+			// Still backing off; a freed slot does not cut it short.
+			wake = retryAt
+		case !signalled && now.Before(dueAt):
+			wake = dueAt
+		case held.total > 0 && free < batch:
+			pause := backlogPause
+			if signalled {
+				pause = signalPause
 			}
+			if wake = lastClaim.Add(pause); !now.Before(wake) {
+				claim = true
+			}
+		default:
+			claim = true
+		}
+		if claim {
+			signalled, lastClaim = false, now
+			next, err := l.fill(ctx, &wg, done, lanes, &held)
+			if ctx.Err() != nil {
+				return nil
+			}
+			dueAt = next
+			if err != nil {
+				failures++
+				wait := backoff(storeRetryMin, storeRetryMax, failures)
+				retryAt, dueAt = time.Now().Add(wait), time.Time{}
+				l.logger.ErrorContext(ctx, "claim failed", "kind", l.kind, "error", err, "retry_in", wait)
+			} else {
+				failures = 0
+			}
+			continue
 		}
 		ready := l.ready
-		if !canClaim || failures > 0 {
-			// Too full to claim: only freed slots help. Failing: keep the
-			// backoff rather than hammer the store on every signal.
+		if free == 0 || failures > 0 {
+			// Full: only freed slots help. Failing: keep the backoff
+			// rather than hammer the store on every signal.
 			ready = nil
 		}
 		var tick <-chan time.Time
-		if wait >= 0 {
-			timer.Reset(wait)
+		if !wake.IsZero() {
+			timer.Reset(time.Until(wake))
 			tick = timer.C
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-done:
-			busy--
+		case i := <-done:
+			held.total--
+			held.lanes[i]--
+			if held.capped[i] {
+				held.capped[i], dueAt = false, time.Time{}
+			}
 		case <-ready:
+			signalled = true
 		case <-tick:
 		}
-		if wait >= 0 {
+		if tick != nil {
 			timer.Stop()
 		}
 	}
 }
 
-// fill claims as many items as there are free slots and starts them. When
-// it claimed fewer than it asked for, nothing more is due now, and it
-// returns how long to sleep before the next item is due (at most the poll
-// interval); when the slots are full it returns a negative wait.
-func (l *claimLoop[T]) fill(ctx context.Context, wg *sync.WaitGroup, done chan<- struct{}, busy *int) (time.Duration, error) {
-	free := l.slots - *busy
-	items, err := l.claim(ctx, free)
-	if err != nil {
-		return 0, err
+// fill claims from every lane up to its free slots and starts the items,
+// and returns when work is due next. That is at once (the zero time) when a
+// lane gave all it was asked for; otherwise nothing more was due, and it is
+// when the next item falls due, at most the poll interval from now, and at
+// least signalPause, so that work due but not claimable (locked by another
+// instance's claim, or of a lane at its share) cannot make the loop spin.
+func (l *claimLoop[T]) fill(ctx context.Context, wg *sync.WaitGroup, done chan<- int, lanes []lane[T], held *slotCount) (time.Time, error) {
+	more, capped := false, false
+	for i, ln := range lanes {
+		free := l.slots - held.total
+		if free == 0 {
+			break
+		}
+		n := min(free, ln.share-held.lanes[i], maxClaim)
+		if n <= 0 {
+			held.capped[i], capped = true, true
+			continue
+		}
+		items, err := ln.claim(ctx, n)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, it := range items {
+			held.total++
+			held.lanes[i]++
+			wg.Go(func() {
+				defer func() { done <- i }()
+				l.work(ctx, it)
+			})
+		}
+		if len(items) == n {
+			more = true
+		}
 	}
-	for _, it := range items {
-		*busy++
-		wg.Go(func() {
-			defer func() { done <- struct{}{} }()
-			l.work(ctx, it)
-		})
-	}
-	if len(items) == free {
-		return -1, nil
+	if more {
+		return time.Time{}, nil
 	}
 	next, err := l.nextDue(ctx)
 	if err != nil {
-		return 0, err
+		return time.Time{}, err
 	}
-	if next.IsZero() {
-		return l.poll, nil
+	wait := l.poll
+	if !next.IsZero() {
+		wait = min(max(next.Sub(l.now()), signalPause), l.poll)
+		if capped && wait == signalPause {
+			// Most likely the capped lane's work: one of its slots
+			// freeing is the wake-up, the poll a backstop for the others.
+			wait = l.poll
+		}
 	}
-	return min(max(next.Sub(l.now()), 0), l.poll), nil
+	return time.Now().Add(wait), nil
 }
 
 // backoff returns base doubled for every failure after the first, capped

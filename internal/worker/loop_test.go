@@ -31,11 +31,11 @@ func (s *awayStore) ClaimTasks(ctx context.Context, owner string, limit int, lea
 	return s.Store.ClaimTasks(ctx, owner, limit, lease)
 }
 
-func (s *awayStore) ClaimCallbacks(ctx context.Context, owner string, limit int, lease time.Duration) ([]*task.Callback, error) {
+func (s *awayStore) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane, limit int, lease time.Duration) ([]*task.Callback, error) {
 	if err := s.away(); err != nil {
 		return nil, err
 	}
-	return s.Store.ClaimCallbacks(ctx, owner, limit, lease)
+	return s.Store.ClaimCallbacks(ctx, owner, lane, limit, lease)
 }
 
 // TestStoreAway checks that the Runner and the Dispatcher outlive failing

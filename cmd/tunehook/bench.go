@@ -26,10 +26,31 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	databaseURL := fs.String("database-url", "",
 		"`postgres://...` URL of a PostgreSQL database to measure, in fresh schemas dropped afterwards (default env TUNEHOOK_DATABASE_URL; empty: SQLite in a temporary directory)")
 	phases := fs.String("phases", strings.Join(benchmark.PhaseNames(), ","), "comma-separated `phases` to run")
-	duration := fs.Duration("duration", 10*time.Second, "how long the submit and latency phases run")
-	concurrency := fs.Int("concurrency", 32, "`clients` of the submit phase")
+	duration := fs.Duration("duration", 10*time.Second, "how long each timed measurement runs: ceiling level, submit phase, latency level, isolation stream")
+	concurrency := fs.Int("concurrency", 32, "`clients` of the closed-loop submit phase")
+	submitRate := fs.Float64("submit-rate", 1000, "requests per second of the open-loop submit phase")
 	callbacks := fs.Int("callbacks", 20000, "callbacks the deliver phase delivers")
-	rate := fs.Float64("rate", 50, "tasks per second the latency phase submits")
+	maxRate := fs.Float64("max-rate", 0, "callbacks per second the latency levels and the isolation stream are fractions of (default: what the deliver phase measures)")
+	hanging := fs.Int("hanging", 1000, "receivers of the isolation phase that never answer")
+	hangingCallbacks := fs.Int("hanging-callbacks", 3, "callbacks each hanging receiver gets: 1 or 3")
+	timeout := fs.Duration("timeout", 15*time.Second, "the attempt timeout of the isolation phase")
+	backlog := fs.Int("backlog", 1_000_000, "callbacks the backlog phase schedules for retry")
+	storm := fs.Int("storm", 20000, "callbacks that fail their first attempt in the storm phase")
+	stormDelays := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second}
+	fs.Func("storm-delays", "comma-separated retry `delays` of the storm phase (default 2s,4s,8s)", func(v string) error {
+		stormDelays = nil
+		for d := range strings.SplitSeq(v, ",") {
+			delay, err := time.ParseDuration(strings.TrimSpace(d))
+			if err != nil {
+				return err
+			}
+			if delay <= 0 {
+				return fmt.Errorf("delay %v is not positive", delay)
+			}
+			stormDelays = append(stormDelays, delay)
+		}
+		return nil
+	})
 	asJSON := fs.Bool("json", false, "print the results as JSON too")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of each phase's measured part to `prefix`.PHASE.pprof")
 	if err := fs.Parse(args); err != nil {
@@ -46,19 +67,27 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	if !given {
 		*databaseURL = getenv("TUNEHOOK_DATABASE_URL")
 	}
-	if *duration <= 0 || *concurrency <= 0 || *callbacks <= 0 || *rate <= 0 {
-		return errors.New("bench: --duration, --concurrency, --callbacks and --rate must be positive")
+	if *duration <= 0 || *concurrency <= 0 || *submitRate <= 0 || *callbacks <= 0 || *maxRate < 0 ||
+		*hanging <= 0 || *timeout <= 0 || *backlog <= 0 || *storm <= 0 {
+		return errors.New("bench: --duration, --concurrency, --submit-rate, --callbacks, --hanging, --timeout, --backlog and --storm must be positive, --max-rate must not be negative")
 	}
 
 	cfg := benchmark.Config{
-		Store:       "sqlite",
-		Open:        benchmark.SQLite(""),
-		Duration:    *duration,
-		Concurrency: *concurrency,
-		Callbacks:   *callbacks,
-		Rate:        *rate,
-		CPUProfile:  *cpuProfile,
-		Logger:      slog.New(slog.NewTextHandler(stderr, nil)),
+		Store:            "sqlite",
+		Open:             benchmark.SQLite(""),
+		Duration:         *duration,
+		Concurrency:      *concurrency,
+		SubmitRate:       *submitRate,
+		Callbacks:        *callbacks,
+		MaxRate:          *maxRate,
+		Hanging:          *hanging,
+		HangingCallbacks: *hangingCallbacks,
+		Timeout:          *timeout,
+		Backlog:          *backlog,
+		Storm:            *storm,
+		StormDelays:      stormDelays,
+		CPUProfile:       *cpuProfile,
+		Logger:           slog.New(slog.NewTextHandler(stderr, nil)),
 	}
 	for p := range strings.SplitSeq(*phases, ",") {
 		if p = strings.TrimSpace(p); p != "" {

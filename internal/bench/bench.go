@@ -1,9 +1,9 @@
 // Package bench is tunehook's load benchmark: it composes the real API,
 // store, Runner and Dispatcher in one process, drives them over loopback
-// HTTP, and measures submissions, callback delivery and the latency from a
-// stage's commit to its callback's arrival. Each measurement is a phase with
-// its own fresh store, so that phases do not disturb each other, and its own
-// row in the result table.
+// HTTP, and measures them against the machine's own ceiling: a plain HTTP
+// client and receiver. Each measurement is a phase with its own fresh
+// store, so that phases do not disturb each other, and its own rows in the
+// result table.
 package bench
 
 import (
@@ -22,9 +22,20 @@ import (
 	"github.com/tunehook/tunehook/internal/task"
 )
 
-// Opener opens a fresh, empty store for one phase, logging to logger, and
-// returns with it the function that closes the store and deletes its data.
-type Opener func(ctx context.Context, logger *slog.Logger) (st task.Store, remove func() error, err error)
+// Opener opens a fresh, empty store for one phase, logging to logger.
+type Opener func(ctx context.Context, logger *slog.Logger) (*Opened, error)
+
+// Opened is a phase's store, with what the bench does to it beside the
+// Store API.
+type Opened struct {
+	Store task.Store
+	// Remove closes Store and deletes its data.
+	Remove func() error
+	// Load inserts the callbacks of b with one SQL statement per table:
+	// through the Store API a million callbacks would take most of an
+	// hour.
+	Load func(ctx context.Context, b Batch) error
+}
 
 // Config configures a benchmark run. Open is required; the zero value of
 // every other field selects its default.
@@ -36,17 +47,43 @@ type Config struct {
 	// Phases are the names of the phases to run, in order; default all of
 	// PhaseNames.
 	Phases []string
-	// Duration is how long the submit phase sends requests and the latency
-	// phase submits tasks; default 10s.
+	// Duration is how long each timed measurement runs: each ceiling
+	// level, each submit phase, each latency level and the isolation
+	// phase's healthy stream; default 10s.
 	Duration time.Duration
-	// Concurrency is the number of clients of the submit phase; default 32.
+	// Concurrency is the number of clients of the closed-loop submit
+	// phase; default 32.
 	Concurrency int
+	// SubmitRate is how many requests per second the open-loop submit
+	// phase sends; default 1000.
+	SubmitRate float64
 	// Callbacks is how many callbacks the deliver phase delivers; default
 	// 20000.
 	Callbacks int
-	// Rate is how many tasks per second the latency phase submits; default
-	// 50.
-	Rate float64
+	// MaxRate is the maximum delivery rate, in callbacks per second, of
+	// which the latency levels and the isolation phase's stream are
+	// fractions; default: what the deliver phase measured earlier in the
+	// same run.
+	MaxRate float64
+	// Hanging is how many receivers of the isolation phase accept
+	// connections and never answer; default 1000.
+	Hanging int
+	// HangingCallbacks is how many callbacks each hanging receiver gets: 1
+	// (a task that fails at once) or 3 (a task that succeeds); default 3.
+	HangingCallbacks int
+	// Timeout is the Dispatcher's attempt timeout in the isolation phase;
+	// default 15s, the Dispatcher's own.
+	Timeout time.Duration
+	// Backlog is how many callbacks the backlog phase schedules for retry;
+	// default 1,000,000.
+	Backlog int
+	// Storm is how many callbacks fail their first attempt in the storm
+	// phase; default 20,000.
+	Storm int
+	// StormDelays are the retry delays of the storm phase, the production
+	// schedule scaled down so that the phase stays short; default 2s, 4s,
+	// 8s.
+	StormDelays []time.Duration
 	// CPUProfile, when set, is the prefix of the CPU profiles written of
 	// each phase's measured part: CPUProfile + "." + phase + ".pprof".
 	CPUProfile string
@@ -61,20 +98,33 @@ type Results struct {
 	Phases  []Result `json:"phases"`
 }
 
-// Result is what one phase measured: a row of the table.
+// Result is what one phase measured: a row of the table. A phase that
+// measures at several settings has a row for each.
 type Result struct {
 	Phase string `json:"phase"`
-	Store string `json:"store"`
+	// Variant tells the rows of one phase apart: "64 clients", "50%".
+	Variant string `json:"variant,omitempty"`
+	Store   string `json:"store"`
 	// Count is how many things the phase measured: requests answered,
 	// callbacks delivered, latencies taken.
 	Count int `json:"count"`
-	// Errors counts failed requests, duplicate or missing callbacks.
+	// Errors counts failed requests, duplicate, missing or late
+	// callbacks.
 	Errors  int           `json:"errors"`
 	Elapsed time.Duration `json:"elapsed_ns"`
 	// PerSecond is Count per second of Elapsed, for the phases that measure
 	// throughput; 0 for the others.
-	PerSecond float64  `json:"per_second,omitempty"`
-	Latency   *Latency `json:"latency,omitempty"`
+	PerSecond float64 `json:"per_second,omitempty"`
+	// Ratio compares the row with another measurement of the run: the
+	// deliver row's rate with the ceiling, the backlog row's with the
+	// deliver row's, the isolation row's p99 with the unloaded p99 of the
+	// first latency level; 0 when that measurement is not in the run.
+	Ratio   float64  `json:"ratio,omitempty"`
+	Latency *Latency `json:"latency,omitempty"`
+	// Memory is the backlog phase's process memory.
+	Memory *Memory `json:"memory,omitempty"`
+	// Storm is the storm phase's retries over time.
+	Storm *Storm `json:"storm,omitempty"`
 	// What says what was measured, and how.
 	What string `json:"what"`
 }
@@ -87,18 +137,38 @@ type Latency struct {
 }
 
 // phase is one measurement. run measures on e's store, which is fresh and
-// used by nothing else, and returns the row it measured; the row's Phase and
+// used by nothing else, and returns the rows it measured; their Phase and
 // Store are filled in by Run.
 type phase struct {
 	name string
-	run  func(ctx context.Context, e *env) (Result, error)
+	run  func(ctx context.Context, e *env) ([]Result, error)
+	// rated phases load the system at fractions of its maximum delivery
+	// rate.
+	rated bool
 }
 
-// phases are every measurement, in their default order.
+// phases are every measurement, in their default order: each one after
+// the measurements it refers to.
 var phases = []phase{
-	{"submit", measureSubmit},
-	{"deliver", measureDelivery},
-	{"latency", measureLatency},
+	{name: "ceiling", run: measureCeiling},
+	{name: "submit", run: one(measureSubmit)},
+	{name: "submit-rate", run: one(measureSubmitRate)},
+	{name: "deliver", run: one(measureDelivery)},
+	{name: "latency", run: measureLatency, rated: true},
+	{name: "isolation", run: one(measureIsolation), rated: true},
+	{name: "backlog", run: one(measureBacklog)},
+	{name: "storm", run: one(measureStorm)},
+}
+
+// one adapts a phase that measures one row.
+func one(run func(ctx context.Context, e *env) (Result, error)) func(context.Context, *env) ([]Result, error) {
+	return func(ctx context.Context, e *env) ([]Result, error) {
+		r, err := run(ctx, e)
+		if r.Count == 0 && r.Errors == 0 {
+			return nil, err
+		}
+		return []Result{r}, err
+	}
 }
 
 // PhaseNames returns the names of the phases, in their default order.
@@ -115,34 +185,67 @@ type env struct {
 	cfg   Config
 	phase string
 	store task.Store
+	// load is the store's bulk loader.
+	load func(ctx context.Context, b Batch) error
 	// logger is the components' logger: it passes on warnings and errors
 	// only.
 	logger *slog.Logger
+	// run is what the earlier phases of the run measured.
+	run *measured
+}
+
+// measured holds what later phases compare with; zero where the phase
+// that measures it did not run.
+type measured struct {
+	ceiling float64 // requests per second, at the best concurrency
+	deliver float64 // callbacks per second
+	// maxRate is the rate, in callbacks per second, that the latency
+	// levels are fractions of: Config.MaxRate, or else deliver.
+	maxRate     float64
+	unloadedP99 time.Duration // of the first latency level
+}
+
+// ofCeiling returns rate as a fraction of the ceiling, and what with that
+// fraction said; 0 and what unchanged if the ceiling was not measured.
+func (m *measured) ofCeiling(rate float64, what string) (float64, string) {
+	if m.ceiling <= 0 {
+		return 0, what
+	}
+	ratio := rate / m.ceiling
+	return ratio, fmt.Sprintf("%s; %.1f%% of the ceiling (%.0f/s)", what, 100*ratio, m.ceiling)
 }
 
 // Run runs the phases of cfg one after another and returns their results.
 // It stops at the first phase that fails, and then returns the results so
-// far, including the failed phase's row if it measured anything.
+// far, including the failed phase's rows if it measured anything.
 func Run(ctx context.Context, cfg Config) (Results, error) {
 	cfg, run, err := cfg.check()
 	if err != nil {
 		return Results{}, err
 	}
 	res := Results{Machine: detectMachine()}
+	m := &measured{maxRate: cfg.MaxRate}
 	for _, p := range run {
 		cfg.Logger.InfoContext(ctx, "phase started", "phase", p.name, "store", cfg.Store)
-		r, err := runPhase(ctx, cfg, p)
-		if r.Count > 0 || r.Errors > 0 {
-			res.Phases = append(res.Phases, r)
+		if p.rated && m.maxRate <= 0 {
+			return res, fmt.Errorf("%s phase on %s: no maximum rate: run the deliver phase before it, or give the rate", p.name, cfg.Store)
 		}
+		rows, err := runPhase(ctx, cfg, p, m)
+		res.Phases = append(res.Phases, rows...)
 		if err != nil {
 			return res, fmt.Errorf("%s phase on %s: %w", p.name, cfg.Store, err)
 		}
-		cfg.Logger.InfoContext(ctx, "phase done", "phase", p.name, "store", cfg.Store,
-			"count", r.Count, "elapsed", r.Elapsed, "per_second", r.PerSecond)
+		for _, r := range rows {
+			cfg.Logger.InfoContext(ctx, "phase done", "phase", p.name, "variant", r.Variant, "store", cfg.Store,
+				"count", r.Count, "elapsed", r.Elapsed, "per_second", r.PerSecond)
+		}
 	}
 	return res, nil
 }
+
+// defaultStormDelays scale the production schedule (1m, 5m, 15m) down to
+// seconds.
+var defaultStormDelays = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second}
 
 // check validates cfg, fills in its defaults and returns the phases it
 // selects.
@@ -150,14 +253,25 @@ func (cfg Config) check() (Config, []phase, error) {
 	switch {
 	case cfg.Open == nil:
 		return cfg, nil, errors.New("bench: no store opener")
-	case cfg.Duration < 0, cfg.Concurrency < 0, cfg.Callbacks < 0, cfg.Rate < 0:
-		return cfg, nil, errors.New("bench: duration, concurrency, callbacks and rate must not be negative")
+	case cfg.Duration < 0, cfg.Concurrency < 0, cfg.SubmitRate < 0, cfg.Callbacks < 0, cfg.MaxRate < 0,
+		cfg.Hanging < 0, cfg.Timeout < 0, cfg.Backlog < 0, cfg.Storm < 0,
+		slices.ContainsFunc(cfg.StormDelays, func(d time.Duration) bool { return d <= 0 }):
+		return cfg, nil, errors.New("bench: durations, counts and rates must not be negative, storm delays must be positive")
+	case cfg.HangingCallbacks != 0 && cfg.HangingCallbacks != 1 && cfg.HangingCallbacks != callbacksPerTask:
+		return cfg, nil, fmt.Errorf("bench: hanging callbacks must be 1 or %d, not %d", callbacksPerTask, cfg.HangingCallbacks)
 	}
 	cfg.Store = cmp.Or(cfg.Store, "store")
 	cfg.Duration = cmp.Or(cfg.Duration, 10*time.Second)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 32)
+	cfg.SubmitRate = cmp.Or(cfg.SubmitRate, 1000)
 	cfg.Callbacks = cmp.Or(cfg.Callbacks, 20000)
-	cfg.Rate = cmp.Or(cfg.Rate, 50)
+	cfg.Hanging = cmp.Or(cfg.Hanging, 1000)
+	cfg.HangingCallbacks = cmp.Or(cfg.HangingCallbacks, callbacksPerTask)
+	cfg.Backlog = cmp.Or(cfg.Backlog, 1_000_000)
+	cfg.Storm = cmp.Or(cfg.Storm, 20000)
+	if len(cfg.StormDelays) == 0 {
+		cfg.StormDelays = defaultStormDelays
+	}
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))
 	if len(cfg.Phases) == 0 {
 		cfg.Phases = PhaseNames()
@@ -174,20 +288,22 @@ func (cfg Config) check() (Config, []phase, error) {
 }
 
 // runPhase runs p on a store of its own, which it removes afterwards.
-func runPhase(ctx context.Context, cfg Config, p phase) (r Result, err error) {
-	logger := slog.New(warnOnly{cfg.Logger.Handler()})
-	st, remove, err := cfg.Open(ctx, logger)
+func runPhase(ctx context.Context, cfg Config, p phase, m *measured) (rows []Result, err error) {
+	logger := slog.New(atLeast{cfg.Logger.Handler(), slog.LevelWarn})
+	o, err := cfg.Open(ctx, logger)
 	if err != nil {
-		return Result{}, fmt.Errorf("open store: %w", err)
+		return nil, fmt.Errorf("open store: %w", err)
 	}
 	defer func() {
-		if rerr := remove(); rerr != nil {
+		if rerr := o.Remove(); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("remove store: %w", rerr))
 		}
 	}()
-	r, err = p.run(ctx, &env{cfg: cfg, phase: p.name, store: st, logger: logger})
-	r.Phase, r.Store = p.name, cfg.Store
-	return r, err
+	rows, err = p.run(ctx, &env{cfg: cfg, phase: p.name, store: o.Store, load: o.Load, logger: logger, run: m})
+	for i := range rows {
+		rows[i].Phase, rows[i].Store = p.name, cfg.Store
+	}
+	return rows, err
 }
 
 // profile starts the CPU profile of the phase's measured part, if one is
@@ -241,17 +357,53 @@ func start(ctx context.Context, run func(context.Context) error) (stop func() er
 	})
 }
 
-// warnOnly is a slog.Handler that passes on warnings and errors only: the
-// components log every task and callback at Info, which would flood the
-// output and spend some of the time under measurement.
-type warnOnly struct{ h slog.Handler }
-
-func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelWarn && w.h.Enabled(ctx, l)
+// pace calls do n times, at rate per second from begin on, each call in
+// its own goroutine: an open loop, in which a slow call never delays the
+// next one. do gets the time its call was due. pace returns once every
+// call has returned; it starts none after ctx ends.
+func pace(ctx context.Context, n int, rate float64, begin time.Time, do func(i int, due time.Time)) {
+	interval := time.Duration(float64(time.Second) / rate)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i := range n {
+		due := begin.Add(time.Duration(i) * interval)
+		if d := time.Until(due); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		wg.Go(func() { do(i, due) })
+	}
 }
 
-func (w warnOnly) Handle(ctx context.Context, r slog.Record) error { return w.h.Handle(ctx, r) }
+// quiet returns the components' logger for a phase that fails attempts on
+// purpose: errors only, since every failed attempt is a warning.
+func (e *env) quiet() *slog.Logger {
+	return slog.New(atLeast{e.cfg.Logger.Handler(), slog.LevelError})
+}
 
-func (w warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{w.h.WithAttrs(as)} }
+// atLeast is a slog.Handler that passes on records of level min and above:
+// the components log every task and callback at Info, which would flood
+// the output and spend some of the time under measurement.
+type atLeast struct {
+	h   slog.Handler
+	min slog.Level
+}
 
-func (w warnOnly) WithGroup(name string) slog.Handler { return warnOnly{w.h.WithGroup(name)} }
+func (a atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= a.min && a.h.Enabled(ctx, l)
+}
+
+func (a atLeast) Handle(ctx context.Context, r slog.Record) error { return a.h.Handle(ctx, r) }
+
+func (a atLeast) WithAttrs(as []slog.Attr) slog.Handler { return atLeast{a.h.WithAttrs(as), a.min} }
+
+func (a atLeast) WithGroup(name string) slog.Handler { return atLeast{a.h.WithGroup(name), a.min} }

@@ -23,9 +23,11 @@ const loadConcurrency = 16
 // settings, empties a backlog of Callbacks pending callbacks into a
 // loopback receiver. The clock runs from the Dispatcher's start until the
 // receiver has every callback and the store has recorded every attempt.
+// The rate is the maximum that the latency and isolation phases load
+// fractions of, and is compared with the ceiling.
 func measureDelivery(ctx context.Context, e *env) (_ Result, err error) {
 	n := e.cfg.Callbacks
-	rcv, err := startReceiver(n)
+	rcv, err := startReceiver(n, mapTally{}, nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -38,7 +40,8 @@ func measureDelivery(ctx context.Context, e *env) (_ Result, err error) {
 	if err := preload(ctx, e, rcv.url, n); err != nil {
 		return Result{}, fmt.Errorf("load %d callbacks: %w", n, err)
 	}
-	e.cfg.Logger.InfoContext(ctx, "callbacks loaded", "phase", e.phase, "callbacks", n, "took", time.Since(loadStart))
+	loaded := time.Since(loadStart)
+	e.cfg.Logger.InfoContext(ctx, "callbacks loaded", "phase", e.phase, "callbacks", n, "took", loaded)
 
 	d, err := worker.NewDispatcher(worker.DispatcherConfig{
 		Store:      e.store,
@@ -73,14 +76,21 @@ func measureDelivery(ctx context.Context, e *env) (_ Result, err error) {
 	}
 	errs, err := rcv.check()
 	unique, _, _ := rcv.counts()
-	return Result{
+	r := Result{
 		Count:     unique,
 		Errors:    errs,
 		Elapsed:   elapsed,
 		PerSecond: float64(unique) / elapsed.Seconds(),
-		What: fmt.Sprintf("a backlog of %d signed callbacks (%d B on average) to a loopback receiver; dispatcher defaults",
-			n, rcv.meanBody()),
-	}, err
+		What: fmt.Sprintf("a backlog of %d signed callbacks (%d B on average) to a loopback receiver; dispatcher defaults; "+
+			"made through the Store by the Runner at %.0f callbacks/s",
+			n, rcv.meanBody(), float64(n)/loaded.Seconds()),
+	}
+	e.run.deliver = r.PerSecond
+	if e.run.maxRate == 0 {
+		e.run.maxRate = r.PerSecond
+	}
+	r.Ratio, r.What = e.run.ofCeiling(r.PerSecond, r.What)
+	return r, err
 }
 
 // recorded waits until the store has recorded the attempts of every

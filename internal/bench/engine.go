@@ -14,6 +14,9 @@ const benchKey = "tunehook-bench"
 // first and complete.
 const callbacksPerTask = 3
 
+// stages are the stages of a successful task, in order.
+var stages = [callbacksPerTask]task.Stage{task.StageText, task.StageFirst, task.StageComplete}
+
 // lyrics are the words of every bench song: long enough that a complete
 // callback, which carries them once per track, weighs about 1.5 KB, as a
 // real one does.

@@ -1,10 +1,11 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -12,16 +13,107 @@ import (
 	"github.com/tunehook/tunehook/internal/worker"
 )
 
+// levels are the loads of the latency phase, as fractions of the maximum
+// delivery rate; the first is also the isolation phase's load, and its p99
+// the unloaded p99 that phase compares with.
+var levels = []float64{0.1, 0.5, 0.9}
+
 // measureLatency measures the time from a stage's commit to its callback's
-// arrival at a loopback receiver, at a fixed, moderate load: tasks are
-// created through the Store, as the API creates them, at Rate per second
-// for Duration; the real Runner runs their stages at once with the instant
-// engine and the real Dispatcher delivers their callbacks. Afterwards every
-// callback must be delivered at its first attempt, as the store records it.
-func measureLatency(ctx context.Context, e *env) (_ Result, err error) {
-	tasks := max(1, int(e.cfg.Rate*e.cfg.Duration.Seconds()))
+// arrival at a loopback receiver at each of the levels of the maximum
+// delivery rate, one after the other on the phase's store: tasks are
+// created through the Store, as the API creates them, for Duration; the
+// real Runner runs their stages at once with the instant engine and the
+// real Dispatcher, with its defaults, delivers their callbacks.
+func measureLatency(ctx context.Context, e *env) ([]Result, error) {
+	stopProfile, err := e.profile()
+	if err != nil {
+		return nil, err
+	}
+	var rows []Result
+	for i, level := range levels {
+		r, err := measureLevel(ctx, e, level)
+		if r.Count > 0 || r.Errors > 0 {
+			rows = append(rows, r)
+		}
+		if err != nil {
+			return rows, errors.Join(err, stopProfile())
+		}
+		if i == 0 {
+			e.run.unloadedP99 = r.Latency.P99
+		}
+	}
+	return rows, stopProfile()
+}
+
+// measureLevel measures the latency at level of the maximum rate.
+func measureLevel(ctx context.Context, e *env, level float64) (_ Result, err error) {
+	p, err := startPipeline(ctx, e, 0, e.logger)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() {
+		if serr := p.stop(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("workers: %w", serr))
+		}
+	}()
+	return p.stream(ctx, e, level)
+}
+
+// runnerConcurrency is how many stages the Runner of the streaming phases
+// runs at once. The Runner and its instant engine only generate the load
+// here; its default, one stage per CPU for rendering, would claim one
+// task per transaction and fall behind the higher levels.
+const runnerConcurrency = 16
+
+// pipeline is the Runner and the Dispatcher of a streaming phase, which
+// work on the phase's store through an observer.
+type pipeline struct {
+	obs  *observer
+	stop func() error
+}
+
+// startPipeline starts a Runner and a Dispatcher with the Dispatcher's
+// defaults, except for timeout, when it is not 0. Simulation is on, so that
+// a task can fail at once and send one callback only.
+func startPipeline(ctx context.Context, e *env, timeout time.Duration, logger *slog.Logger) (*pipeline, error) {
+	obs := &observer{Store: e.store, commits: make(map[string]commitNote), records: make(map[string][]recordNote)}
+	runner, err := worker.NewRunner(worker.RunnerConfig{
+		Store:       obs,
+		Engine:      instantEngine{},
+		Simulation:  true,
+		Owner:       "bench-runner",
+		Concurrency: runnerConcurrency,
+		Logger:      logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	dispatcher, err := worker.NewDispatcher(worker.DispatcherConfig{
+		Store:      obs,
+		Timeout:    timeout,
+		SigningKey: signingKey,
+		Owner:      "bench-dispatcher",
+		Logger:     logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	stopRunner := start(ctx, runner.Run)
+	stopDispatcher := start(ctx, dispatcher.Run)
+	return &pipeline{obs: obs, stop: func() error { return errors.Join(stopRunner(), stopDispatcher()) }}, nil
+}
+
+// stream creates tasks whose callbacks go to a receiver of their own, at
+// level of the maximum rate for Duration, and waits until the receiver has
+// every callback and the store has recorded its attempt. Every callback
+// must be delivered at its first attempt. The row's latencies run from
+// the moment a stage's commit began to its callback's arrival.
+func (p *pipeline) stream(ctx context.Context, e *env, level float64) (_ Result, err error) {
+	cps := level * e.run.maxRate
+	rate := cps / callbacksPerTask
+	tasks := max(1, int(rate*e.cfg.Duration.Seconds()))
 	want := tasks * callbacksPerTask
-	rcv, err := startReceiver(want)
+	rcv, err := startReceiver(want, mapTally{}, nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -30,160 +122,164 @@ func measureLatency(ctx context.Context, e *env) (_ Result, err error) {
 			err = errors.Join(err, fmt.Errorf("shut down receiver: %w", serr))
 		}
 	}()
-	clock := &commitClock{Store: e.store, at: make(map[callbackKey]time.Time, want)}
-	runner, err := worker.NewRunner(worker.RunnerConfig{
-		Store:  clock,
-		Engine: instantEngine{},
-		Owner:  "bench-runner",
-		Logger: e.logger,
-	})
-	if err != nil {
-		return Result{}, err
-	}
-	dispatcher, err := worker.NewDispatcher(worker.DispatcherConfig{
-		Store:      e.store,
-		SigningKey: signingKey,
-		Owner:      "bench-dispatcher",
-		Logger:     e.logger,
-	})
-	if err != nil {
-		return Result{}, err
-	}
-	stopRunner := start(ctx, runner.Run)
-	stopDispatcher := start(ctx, dispatcher.Run)
-	defer func() {
-		if serr := errors.Join(stopRunner(), stopDispatcher()); serr != nil {
-			err = errors.Join(err, fmt.Errorf("workers: %w", serr))
-		}
-	}()
-
-	stopProfile, err := e.profile()
-	if err != nil {
-		return Result{}, err
-	}
 	begin := time.Now()
-	ids, err := submitPaced(ctx, e.store, rcv.url, tasks, e.cfg.Rate, begin)
+	ids, created, err := createPaced(ctx, e.store, rcv.url, tasks, rate, begin)
 	if err == nil {
 		err = rcv.wait(ctx)
 	}
 	if err == nil {
-		err = recorded(ctx, e.store)
+		err = p.obs.recorded(ctx, ids)
 	}
 	elapsed := time.Since(begin)
-	if perr := stopProfile(); perr != nil {
-		err = errors.Join(err, perr)
-	}
 	if err != nil {
 		return Result{}, err
 	}
 
 	errs, err := rcv.check()
-	undelivered, verr := undeliveredAtFirst(ctx, e.store, ids)
-	if verr != nil {
-		return Result{}, verr
-	}
-	if undelivered > 0 {
-		errs += undelivered
-		err = errors.Join(err, fmt.Errorf("%d of %d callbacks not delivered at their first attempt", undelivered, want))
-	}
-	committed := clock.times()
 	latencies := make([]time.Duration, 0, want)
-	unmatched := 0
-	for key, arrived := range rcv.arrived() {
-		at, ok := committed[key]
+	arrived := rcv.arrived()
+	late, unmatched := 0, 0
+	p.obs.mu.Lock()
+	for id, c := range p.obs.commits {
+		if !ids[c.key.taskID] {
+			continue
+		}
+		if recs := p.obs.records[id]; len(recs) != 1 || recs[0].n != 1 || recs[0].state != task.DeliveryDelivered {
+			late++
+		}
+		at, ok := arrived[c.key]
 		if !ok {
 			unmatched++
 			continue
 		}
-		latencies = append(latencies, arrived.Sub(at))
+		latencies = append(latencies, at.Sub(c.at))
+	}
+	p.obs.mu.Unlock()
+	if late > 0 {
+		errs += late
+		err = errors.Join(err, fmt.Errorf("%d of %d callbacks not delivered at their first attempt", late, want))
 	}
 	if unmatched > 0 {
 		errs += unmatched
-		err = errors.Join(err, fmt.Errorf("%d callbacks arrived that no stage commit of the runner made", unmatched))
+		err = errors.Join(err, fmt.Errorf("%d callbacks committed that did not arrive", unmatched))
 	}
 	return Result{
+		Variant: fmt.Sprintf("%g%%", level*100),
 		Count:   len(latencies),
 		Errors:  errs,
 		Elapsed: elapsed,
 		Latency: summarize(latencies),
-		What: fmt.Sprintf("stage commit to arrival, %g tasks/s (%g callbacks/s); instant engine, rendering not included",
-			e.cfg.Rate, callbacksPerTask*e.cfg.Rate),
+		What: fmt.Sprintf("stage commit to arrival at %g%% of %.0f callbacks/s: %.0f tasks/s asked, %.0f created; "+
+			"instant engine, rendering not included", level*100, e.run.maxRate, rate, float64(tasks)/created.Seconds()),
 	}, err
 }
 
-// submitPaced creates n tasks whose callbacks go to callbackURL, at rate
-// per second from begin on, and returns their IDs. The schedule is fixed:
-// a late creation does not delay the ones after it.
-func submitPaced(ctx context.Context, st task.Store, callbackURL string, n int, rate float64, begin time.Time) ([]string, error) {
-	interval := time.Duration(float64(time.Second) / rate)
+// createPaced creates n tasks whose callbacks go to callbackURL, at rate
+// per second from begin on, each in its own goroutine as the API would,
+// and returns their IDs and how long creating them took, to the end of
+// the last creation.
+func createPaced(ctx context.Context, st task.Store, callbackURL string, n int, rate float64, begin time.Time) (map[string]bool, time.Duration, error) {
 	req := newRequest(callbackURL, "a calm piano song about the sea")
-	ids := make([]string, 0, n)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for i := range n {
-		timer.Reset(time.Until(begin.Add(time.Duration(i) * interval)))
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-timer.C:
-		}
+	created := make([]string, n)
+	errs := make([]error, n)
+	var mu sync.Mutex
+	var last time.Time
+	pace(ctx, n, rate, begin, func(i int, _ time.Time) {
 		t := newTask(req, time.Now())
-		if err := st.CreateTask(ctx, t); err != nil {
-			return nil, fmt.Errorf("create task %s: %w", t.ID, err)
+		if errs[i] = st.CreateTask(ctx, t); errs[i] != nil {
+			errs[i] = fmt.Errorf("create task %s: %w", t.ID, errs[i])
+			return
 		}
-		ids = append(ids, t.ID)
+		created[i] = t.ID
+		mu.Lock()
+		last = time.Now()
+		mu.Unlock()
+	})
+	if err := cmp.Or(ctx.Err(), cmp.Or(errs...)); err != nil {
+		return nil, 0, err
 	}
-	return ids, nil
+	ids := make(map[string]bool, n)
+	for _, id := range created {
+		ids[id] = true
+	}
+	return ids, last.Sub(begin), nil
 }
 
-// undeliveredAtFirst counts the callbacks of the tasks ids that the store
-// does not show delivered at their first attempt, the missing ones of a
-// task with fewer than callbacksPerTask included.
-func undeliveredAtFirst(ctx context.Context, st task.Store, ids []string) (undelivered int, err error) {
-	for _, id := range ids {
-		cbs, err := st.Callbacks(ctx, id)
-		if err != nil {
-			return 0, fmt.Errorf("read callbacks of task %s: %w", id, err)
-		}
-		undelivered += max(callbacksPerTask-len(cbs), 0)
-		for _, cb := range cbs {
-			if cb.State != task.DeliveryDelivered || cb.Attempts != 1 {
-				undelivered++
-			}
-		}
-	}
-	return undelivered, nil
-}
-
-// commitClock is the Runner's store in the latency phase: it notes when
-// the commit of each stage begins, which is when the stage's callback is
-// created, at the clock's full resolution. The stores keep CreatedAt more
-// coarsely (SQLite in milliseconds), too coarsely for latencies of a few
-// milliseconds.
-type commitClock struct {
+// observer is the store of the Runner and the Dispatcher of the phases
+// that follow callbacks: it notes when each stage's commit began, which is
+// when its callback was created, at the clock's full resolution (the
+// stores keep CreatedAt more coarsely, SQLite in milliseconds), and every
+// attempt recorded.
+type observer struct {
 	task.Store
 
-	mu sync.Mutex
-	at map[callbackKey]time.Time
+	mu      sync.Mutex
+	commits map[string]commitNote   // by callback ID
+	records map[string][]recordNote // by callback ID, in order
 }
 
-// CommitStage commits c and notes when it began.
-func (c *commitClock) CommitStage(ctx context.Context, owner string, sc task.StageCommit) error {
+// commitNote is a stage's commit, as an observer saw it.
+type commitNote struct {
+	key callbackKey
+	at  time.Time // when the commit began
+}
+
+// recordNote is a recorded attempt, as an observer saw it.
+type recordNote struct {
+	n     int
+	state task.DeliveryState
+	ended time.Time // when the attempt ended, on the Dispatcher's clock
+	next  time.Time // when the next attempt is due, if pending
+}
+
+// CommitStage commits sc and notes when it began.
+func (o *observer) CommitStage(ctx context.Context, owner string, sc task.StageCommit) error {
 	begin := time.Now()
-	if err := c.Store.CommitStage(ctx, owner, sc); err != nil {
+	if err := o.Store.CommitStage(ctx, owner, sc); err != nil {
 		return err
 	}
 	if sc.Callback != nil {
-		c.mu.Lock()
-		c.at[callbackKey{sc.TaskID, sc.Callback.Stage}] = begin
-		c.mu.Unlock()
+		o.mu.Lock()
+		o.commits[sc.Callback.ID] = commitNote{callbackKey{sc.TaskID, sc.Callback.Stage}, begin}
+		o.mu.Unlock()
 	}
 	return nil
 }
 
-// times returns when each stage's commit began, by callback.
-func (c *commitClock) times() map[callbackKey]time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return maps.Clone(c.at)
+// RecordAttempt records a and notes it.
+func (o *observer) RecordAttempt(ctx context.Context, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
+	if err := o.Store.RecordAttempt(ctx, owner, a, state, next); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	o.records[a.CallbackID] = append(o.records[a.CallbackID], recordNote{a.N, state, a.StartedAt.Add(a.Duration), next})
+	o.mu.Unlock()
+	return nil
+}
+
+// recorded waits until an attempt of every callback committed for the
+// tasks ids has been recorded, which follows its arrival by a transaction.
+func (o *observer) recorded(ctx context.Context, ids map[string]bool) error {
+	ctx, cancel := context.WithTimeout(ctx, stallLimit)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		missing := 0
+		o.mu.Lock()
+		for id, c := range o.commits {
+			if ids[c.key.taskID] && len(o.records[id]) == 0 {
+				missing++
+			}
+		}
+		o.mu.Unlock()
+		if missing == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %d attempts to be recorded: %w", missing, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -60,19 +61,22 @@ func (r Results) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "machine: %d CPUs (nproc), GOMAXPROCS %d, %s, %s %s/%s\n\n",
 		m.CPUs, m.GOMAXPROCS, m.CPUModel, m.GoVersion, m.OS, m.Arch)
-	b.WriteString("| phase | store | count | errors | time | per second | p50 | p99 | max | what |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("| phase | store | variant | count | errors | time | per second | ratio | p50 | p99 | max | what |\n")
+	b.WriteString("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, p := range r.Phases {
 		p50, p99, pmax := "-", "-", "-"
 		if l := p.Latency; l != nil {
 			p50, p99, pmax = millis(l.P50), millis(l.P99), millis(l.Max)
 		}
-		rate := "-"
+		rate, ratio := "-", "-"
 		if p.PerSecond > 0 {
 			rate = strconv.FormatFloat(p.PerSecond, 'f', 0, 64)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %.1f s | %s | %s | %s | %s | %s |\n",
-			p.Phase, p.Store, p.Count, p.Errors, p.Elapsed.Seconds(), rate, p50, p99, pmax, p.What)
+		if p.Ratio > 0 {
+			ratio = strconv.FormatFloat(p.Ratio, 'f', 3, 64)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %.1f s | %s | %s | %s | %s | %s | %s |\n",
+			p.Phase, p.Store, cmp.Or(p.Variant, "-"), p.Count, p.Errors, p.Elapsed.Seconds(), rate, ratio, p50, p99, pmax, p.What)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -9,6 +9,8 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -53,25 +55,109 @@ type callbackKey struct {
 	stage  task.Stage
 }
 
+// decodeCallback reads a callback body, as a receiver does, and returns
+// its key and its size in bytes.
+func decodeCallback(body io.Reader) (callbackKey, int, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return callbackKey{}, len(b), err
+	}
+	var cb tunehook.Callback
+	if err := json.Unmarshal(b, &cb); err != nil {
+		return callbackKey{}, len(b), err
+	}
+	if cb.Data.TaskID == "" {
+		return callbackKey{}, len(b), errors.New("no task_id")
+	}
+	return callbackKey{cb.Data.TaskID, task.Stage(cb.Data.CallbackType)}, len(b), nil
+}
+
+// tally notes which callbacks arrived. Its methods are called under the
+// receiver's lock.
+type tally interface {
+	// add notes that key arrived at at and reports whether it had arrived
+	// before; ok is false for a key the tally cannot hold.
+	add(key callbackKey, at time.Time) (seen, ok bool)
+	// len returns how many different callbacks arrived.
+	len() int
+	// times returns when each callback first arrived, or nil if the tally
+	// does not keep times.
+	times() map[callbackKey]time.Time
+}
+
+// mapTally keeps every callback's first arrival time.
+type mapTally map[callbackKey]time.Time
+
+func (m mapTally) add(key callbackKey, at time.Time) (seen, ok bool) {
+	if _, seen = m[key]; !seen {
+		m[key] = at
+	}
+	return seen, true
+}
+
+func (m mapTally) len() int { return len(m) }
+
+func (m mapTally) times() map[callbackKey]time.Time { return maps.Clone(m) }
+
+// bitTally keeps one bit per callback of the tasks that bulkTaskID
+// numbers: enough to find duplicates and misses among a million callbacks
+// without the map's hundred bytes per callback, which would show in the
+// process memory the backlog phase measures.
+type bitTally struct {
+	bits  []uint64
+	n     int // callbacks it can hold
+	count int
+}
+
+func newBitTally(n int) *bitTally { return &bitTally{bits: make([]uint64, (n+63)/64), n: n} }
+
+func (b *bitTally) add(key callbackKey, _ time.Time) (seen, ok bool) {
+	i, err := strconv.ParseUint(key.taskID, 16, 64)
+	stage := slices.Index(stages[:], key.stage)
+	if err != nil || stage < 0 || i >= uint64(b.n) {
+		return false, false
+	}
+	c := int(i)*callbacksPerTask + stage
+	if c >= b.n {
+		return false, false
+	}
+	word, bit := c/64, uint64(1)<<(c%64)
+	if seen = b.bits[word]&bit != 0; !seen {
+		b.bits[word] |= bit
+		b.count++
+	}
+	return seen, true
+}
+
+func (b *bitTally) len() int { return b.count }
+
+func (b *bitTally) times() map[callbackKey]time.Time { return nil }
+
 // receiver is the callback receiver of the bench: a plain net/http server
-// on loopback that answers 200 at once and notes when each callback first
-// arrived, keyed by task_id and callbackType, as the seed tells receivers
-// to de-duplicate.
+// on loopback that notes each callback, keyed by task_id and callbackType
+// as the seed tells receivers to de-duplicate, and answers 200 at once.
 type receiver struct {
 	url      string
 	shutdown func() error
-	want     int           // unique callbacks expected
-	done     chan struct{} // closed once want unique callbacks arrived
+	want     int           // different callbacks expected
+	done     chan struct{} // closed once want different callbacks arrived
 
 	mu       sync.Mutex
-	arrivals map[callbackKey]time.Time
+	arrivals tally
+	// refused, when set, are the callbacks answered 503 once: the storm's
+	// receiver is down at each callback's first attempt.
+	refused  tally
 	requests int // every request, duplicates and bad bodies included
+	refusals int // requests answered 503
 	bad      int // bodies that are not a callback
 	bytes    int // of every body
 }
 
-// startReceiver starts a receiver that expects want unique callbacks.
-func startReceiver(want int) (*receiver, error) {
+// startReceiver starts a receiver that notes arrivals in arrivals and
+// expects want different callbacks. With refused set, it answers each
+// callback's first request with 503, noted there, and takes it only when
+// it comes again.
+func startReceiver(want int, arrivals, refused tally) (*receiver, error) {
 	ln, err := listen()
 	if err != nil {
 		return nil, err
@@ -80,7 +166,8 @@ func startReceiver(want int) (*receiver, error) {
 		url:      "http://" + ln.Addr().String() + "/callback",
 		want:     want,
 		done:     make(chan struct{}),
-		arrivals: make(map[callbackKey]time.Time, want),
+		arrivals: arrivals,
+		refused:  refused,
 	}
 	r.shutdown = serve(ln, r)
 	return r, nil
@@ -89,37 +176,45 @@ func startReceiver(want int) (*receiver, error) {
 // ServeHTTP takes one callback.
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	at := time.Now()
-	body, err := io.ReadAll(req.Body)
-	var cb tunehook.Callback
-	if err == nil {
-		err = json.Unmarshal(body, &cb)
-	}
+	key, size, err := decodeCallback(req.Body)
+	status := http.StatusOK
 	r.mu.Lock()
 	r.requests++
-	r.bytes += len(body)
-	key := callbackKey{cb.Data.TaskID, task.Stage(cb.Data.CallbackType)}
-	switch _, dup := r.arrivals[key]; {
-	case err != nil || key.taskID == "":
-		r.bad++
-	case dup:
-	default:
-		r.arrivals[key] = at
-		if len(r.arrivals) == r.want {
+	r.bytes += size
+	if err == nil && r.refused != nil {
+		seen, ok := r.refused.add(key, at)
+		switch {
+		case !ok:
+			err = errors.New("unknown callback")
+		case !seen:
+			r.refusals++
+			status = http.StatusServiceUnavailable
+		}
+	}
+	if err == nil && status == http.StatusOK {
+		seen, ok := r.arrivals.add(key, at)
+		switch {
+		case !ok:
+			err = errors.New("unknown callback")
+		case !seen && r.arrivals.len() == r.want:
 			close(r.done)
 		}
 	}
+	if err != nil {
+		r.bad++
+	}
 	r.mu.Unlock()
-	// Answered 200 even for a bad body: a retry a minute later would not
+	// A bad body is answered 200 too: a retry a minute later would not
 	// help the measurement, and the count of bad bodies fails the phase.
-	w.WriteHeader(http.StatusOK)
+	w.WriteHeader(status)
 }
 
-// counts returns the unique callbacks, all requests, and the bad bodies
-// seen so far.
+// counts returns the different callbacks taken, all requests, and the bad
+// bodies seen so far.
 func (r *receiver) counts() (unique, requests, bad int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.arrivals), r.requests, r.bad
+	return r.arrivals.len(), r.requests, r.bad
 }
 
 // wait waits until every expected callback arrived. It fails when ctx ends
@@ -144,11 +239,12 @@ func (r *receiver) wait(ctx context.Context) error {
 	}
 }
 
-// arrived returns when each callback first arrived.
+// arrived returns when each callback first arrived, or nil if the
+// receiver's tally keeps no times.
 func (r *receiver) arrived() map[callbackKey]time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return maps.Clone(r.arrivals)
+	return r.arrivals.times()
 }
 
 // meanBody returns the mean size of the bodies received, in bytes.
@@ -162,16 +258,18 @@ func (r *receiver) meanBody() int {
 }
 
 // check returns an error when a callback arrived twice, not at all, or
-// with a body that is not a callback; errors counts them.
+// with a body that is not a callback; errs counts them.
 func (r *receiver) check() (errs int, err error) {
-	unique, requests, bad := r.counts()
-	dups := requests - unique - bad
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	unique := r.arrivals.len()
+	dups := r.requests - unique - r.bad - r.refusals
 	missing := r.want - unique
-	if dups == 0 && missing == 0 && bad == 0 {
+	if dups == 0 && missing == 0 && r.bad == 0 {
 		return 0, nil
 	}
-	return dups + missing + bad, fmt.Errorf("receiver got %d of %d callbacks, %d duplicates, %d bad bodies",
-		unique, r.want, dups, bad)
+	return dups + missing + r.bad, fmt.Errorf("receiver got %d of %d callbacks, %d duplicates, %d bad bodies",
+		unique, r.want, dups, r.bad)
 }
 
 // drained waits until next, a store's NextTaskDue or NextCallbackDue,

@@ -12,23 +12,27 @@ import (
 	"github.com/tunehook/tunehook/internal/pgschema"
 	"github.com/tunehook/tunehook/internal/postgres"
 	"github.com/tunehook/tunehook/internal/sqlite"
-	"github.com/tunehook/tunehook/internal/task"
 )
 
 // SQLite returns an Opener that opens each phase's store as a SQLite
 // database in a fresh directory under dir (the system's temporary
 // directory when dir is empty), removed with it.
 func SQLite(dir string) Opener {
-	return func(ctx context.Context, logger *slog.Logger) (task.Store, func() error, error) {
+	return func(ctx context.Context, logger *slog.Logger) (*Opened, error) {
 		tmp, err := os.MkdirTemp(dir, "tunehook-bench-")
 		if err != nil {
-			return nil, nil, fmt.Errorf("create sqlite dir: %w", err)
+			return nil, fmt.Errorf("create sqlite dir: %w", err)
 		}
-		st, err := sqlite.Open(ctx, filepath.Join(tmp, "tunehook.db"), sqlite.Options{Logger: logger})
+		path := filepath.Join(tmp, "tunehook.db")
+		st, err := sqlite.Open(ctx, path, sqlite.Options{Logger: logger})
 		if err != nil {
-			return nil, nil, errors.Join(err, os.RemoveAll(tmp))
+			return nil, errors.Join(err, os.RemoveAll(tmp))
 		}
-		return st, func() error { return errors.Join(st.Close(), os.RemoveAll(tmp)) }, nil
+		return &Opened{
+			Store:  st,
+			Remove: func() error { return errors.Join(st.Close(), os.RemoveAll(tmp)) },
+			Load:   func(ctx context.Context, b Batch) error { return loadSQLite(ctx, path, b) },
+		}, nil
 	}
 }
 
@@ -45,10 +49,10 @@ const dropTimeout = 30 * time.Second
 // digits, and dropped with the store: the bench never touches the tables of
 // a deployment in the same database.
 func Postgres(databaseURL string) Opener {
-	return func(ctx context.Context, logger *slog.Logger) (task.Store, func() error, error) {
+	return func(ctx context.Context, logger *slog.Logger) (*Opened, error) {
 		schemaURL, dropSchema, err := pgschema.New(ctx, databaseURL, schemaPrefix)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		drop := func() error {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropTimeout)
@@ -57,8 +61,12 @@ func Postgres(databaseURL string) Opener {
 		}
 		st, err := postgres.Open(ctx, schemaURL, postgres.Options{Logger: logger})
 		if err != nil {
-			return nil, nil, errors.Join(err, drop())
+			return nil, errors.Join(err, drop())
 		}
-		return st, func() error { return errors.Join(st.Close(), drop()) }, nil
+		return &Opened{
+			Store:  st,
+			Remove: func() error { return errors.Join(st.Close(), drop()) },
+			Load:   func(ctx context.Context, b Batch) error { return loadPostgres(ctx, schemaURL, b) },
+		}, nil
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tunehook/tunehook"
@@ -19,23 +21,34 @@ import (
 	"github.com/tunehook/tunehook/internal/payload"
 )
 
-// measureSubmit measures POST /api/v1/generate: Concurrency clients send
-// requests over loopback keep-alive connections to the real API for
-// Duration. No stage runs: the text stage is an hour away and no Runner is
-// started. More than one failed request in a thousand fails the phase.
-func measureSubmit(ctx context.Context, e *env) (_ Result, err error) {
+// api is the real HTTP API on a loopback listener, with a client for it.
+type api struct {
+	url    string // of POST /api/v1/generate
+	body   []byte // a valid generate request
+	client *http.Client
+	close  func() error
+}
+
+// startAPI serves the real API on e's store. No stage runs: the text stage
+// is an hour away and no Runner is started. The client keeps up to conns
+// idle keep-alive connections.
+func startAPI(e *env, conns int) (_ *api, err error) {
 	dir, err := os.MkdirTemp("", "tunehook-bench-media-")
 	if err != nil {
-		return Result{}, fmt.Errorf("create media dir: %w", err)
+		return nil, fmt.Errorf("create media dir: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	mediaStore, err := media.NewDir(dir)
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	ln, err := listen()
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	base := "http://" + ln.Addr().String()
 	h, err := httpapi.NewServer(httpapi.Config{
@@ -47,28 +60,42 @@ func measureSubmit(ctx context.Context, e *env) (_ Result, err error) {
 		Logger:    e.logger,
 	})
 	if err != nil {
-		ln.Close()
-		return Result{}, err
+		return nil, errors.Join(err, ln.Close())
+	}
+	body, err := json.Marshal(newRequest("https://receiver.example/callback", "a calm piano song about the sea"))
+	if err != nil {
+		return nil, errors.Join(err, ln.Close())
 	}
 	shutdown := serve(ln, h)
-	defer func() {
-		if serr := shutdown(); serr != nil {
-			err = errors.Join(err, fmt.Errorf("shut down api: %w", serr))
-		}
-	}()
+	transport := &http.Transport{
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		DisableCompression:  true,
+	}
+	return &api{
+		url:    base + "/api/v1/generate",
+		body:   body,
+		client: &http.Client{Transport: transport},
+		close: func() error {
+			transport.CloseIdleConnections()
+			err := shutdown()
+			if err != nil {
+				err = fmt.Errorf("shut down api: %w", err)
+			}
+			return errors.Join(err, os.RemoveAll(dir))
+		},
+	}, nil
+}
 
-	body, err := json.Marshal(newRequest("https://receiver.example/callback", "a calm piano song about the sea"))
+// measureSubmit measures POST /api/v1/generate in a closed loop:
+// Concurrency clients send requests over loopback keep-alive connections
+// to the real API for Duration, each as soon as its last is answered.
+func measureSubmit(ctx context.Context, e *env) (_ Result, err error) {
+	a, err := startAPI(e, e.cfg.Concurrency)
 	if err != nil {
 		return Result{}, err
 	}
-	transport := &http.Transport{
-		MaxIdleConns:        e.cfg.Concurrency,
-		MaxIdleConnsPerHost: e.cfg.Concurrency,
-		DisableCompression:  true,
-	}
-	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport}
-	url := base + "/api/v1/generate"
+	defer func() { err = errors.Join(err, a.close()) }()
 
 	stopProfile, err := e.profile()
 	if err != nil {
@@ -86,7 +113,7 @@ func measureSubmit(ctx context.Context, e *env) (_ Result, err error) {
 		wg.Go(func() {
 			for ctx.Err() == nil && time.Now().Before(end) {
 				t0 := time.Now()
-				if err := submit(ctx, client, url, body); err != nil {
+				if err := a.submit(ctx); err != nil {
 					failures[i]++
 					if firstErrs[i] == nil {
 						firstErrs[i] = err
@@ -105,40 +132,110 @@ func measureSubmit(ctx context.Context, e *env) (_ Result, err error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
+	return submitted(Result{
+		Variant: fmt.Sprintf("closed loop, %d clients", e.cfg.Concurrency),
+		What:    fmt.Sprintf("POST /api/v1/generate over loopback, %d keep-alive clients, each sending when answered", e.cfg.Concurrency),
+	}, elapsed, slices.Concat(latencies...), sum(failures), cmp.Or(firstErrs...))
+}
 
-	var all []time.Duration
-	for _, l := range latencies {
-		all = append(all, l...)
+// measureSubmitRate measures POST /api/v1/generate in an open loop:
+// requests are sent at SubmitRate per second for Duration on a fixed
+// schedule, each from its own goroutine, so that a slow answer never
+// holds back the next request. A request's latency runs from the moment
+// it was scheduled, not sent: a generator that falls behind adds its delay
+// to the latencies instead of hiding it (coordinated omission).
+func measureSubmitRate(ctx context.Context, e *env) (_ Result, err error) {
+	rate := e.cfg.SubmitRate
+	n := max(1, int(rate*e.cfg.Duration.Seconds()))
+	// Idle connections for a second's worth of requests: more than can be
+	// in flight unless answers take a second.
+	a, err := startAPI(e, int(rate))
+	if err != nil {
+		return Result{}, err
 	}
+	defer func() { err = errors.Join(err, a.close()) }()
+
+	stopProfile, err := e.profile()
+	if err != nil {
+		return Result{}, err
+	}
+	latencies := make([]time.Duration, n)
+	errs := make([]error, n)
+	var inFlight, peak atomic.Int64
+	begin := time.Now()
+	pace(ctx, n, rate, begin, func(i int, due time.Time) {
+		raise(&peak, inFlight.Add(1))
+		errs[i] = a.submit(ctx)
+		latencies[i] = time.Since(due)
+		inFlight.Add(-1)
+	})
+	elapsed := time.Since(begin)
+	if err := stopProfile(); err != nil {
+		return Result{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	var answered []time.Duration
 	failed := 0
-	for _, n := range failures {
-		failed += n
+	var firstErr error
+	for i, err := range errs {
+		if err != nil {
+			failed++
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		answered = append(answered, latencies[i])
 	}
-	r := Result{
-		Count:     len(all),
-		Errors:    failed,
-		Elapsed:   elapsed,
-		PerSecond: float64(len(all)) / elapsed.Seconds(),
-		Latency:   summarize(all),
-		What:      fmt.Sprintf("POST /api/v1/generate over loopback, %d keep-alive clients", e.cfg.Concurrency),
-	}
-	if total := len(all) + failed; failed*1000 > total {
-		i := slices.IndexFunc(firstErrs, func(err error) bool { return err != nil })
-		return r, fmt.Errorf("%d of %d requests failed, more than 0.1%%; one of them: %w", failed, total, firstErrs[i])
+	return submitted(Result{
+		Variant: fmt.Sprintf("open loop, %g/s", rate),
+		What: fmt.Sprintf("POST /api/v1/generate over loopback at %g requests/s on a fixed schedule, latency from the scheduled time; "+
+			"at most %d in flight", rate, peak.Load()),
+	}, elapsed, answered, failed, firstErr)
+}
+
+// submitted fills r in with the outcome of a submit phase: the latencies
+// of the answered requests and the failed ones. More than one failed
+// request in a thousand fails the phase.
+func submitted(r Result, elapsed time.Duration, latencies []time.Duration, failed int, firstErr error) (Result, error) {
+	r.Count, r.Errors, r.Elapsed = len(latencies), failed, elapsed
+	r.PerSecond = float64(len(latencies)) / elapsed.Seconds()
+	r.Latency = summarize(latencies)
+	if total := len(latencies) + failed; failed*1000 > total {
+		return r, fmt.Errorf("%d of %d requests failed, more than 0.1%%; one of them: %w", failed, total, firstErr)
 	}
 	return r, nil
 }
 
+// raise raises peak to n if n is greater.
+func raise(peak *atomic.Int64, n int64) {
+	for {
+		m := peak.Load()
+		if n <= m || peak.CompareAndSwap(m, n) {
+			return
+		}
+	}
+}
+
+// sum returns the sum of ns.
+func sum(ns []int) int {
+	s := 0
+	for _, n := range ns {
+		s += n
+	}
+	return s
+}
+
 // submit posts one generate request and checks that its answer is a
 // created task: HTTP 200 with code 200 and a task ID in the envelope.
-func submit(ctx context.Context, client *http.Client, url string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+func (a *api) submit(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.url, bytes.NewReader(a.body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+benchKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := a.client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -15,12 +15,20 @@ import (
 // goes to the log.
 const msgInternal = "Internal server error; please try again."
 
+// msgStorageFull answers a write the database refused for want of disk
+// space: nothing was stored, and the client may try again later.
+const msgStorageFull = "The server is out of storage space; nothing was stored. Please try again later."
+
 // writeError answers err as an envelope with data null. A *task.Error is
 // shown to the client as it is; any other error is logged with log (which
-// carries the task_id when the caller knows it) and answered as a generic
-// 500.
+// carries the task_id when the caller knows it) and answered as a 500,
+// which says so when the storage is full and is generic otherwise.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	e, ok := errors.AsType[*task.Error](err)
+	if !ok && errors.Is(err, task.ErrStorageFull) {
+		log.ErrorContext(r.Context(), "storage full", "method", r.Method, "path", r.URL.Path, "error", err)
+		e, ok = &task.Error{Code: task.CodeInternal, Message: msgStorageFull}, true
+	}
 	if !ok {
 		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "error", err)
 		e = &task.Error{Code: task.CodeInternal, Message: msgInternal}

@@ -24,6 +24,7 @@ import (
 	"embed"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -352,9 +353,17 @@ func (s *Store) withConn(ctx context.Context, fn func(*pgxpool.Conn) error) erro
 	}
 }
 
-// write runs fn in a transaction and commits it when fn succeeds.
+// sqlStateDiskFull is PostgreSQL's disk_full error code.
+const sqlStateDiskFull = "53100"
+
+// write runs fn in a transaction and commits it when fn succeeds. A disk
+// too full for the write is reported as task.ErrStorageFull.
 func (s *Store) write(ctx context.Context, fn func(pgx.Tx) error) error {
-	return s.withConn(ctx, func(c *pgxpool.Conn) error { return pgx.BeginFunc(ctx, c, fn) })
+	err := s.withConn(ctx, func(c *pgxpool.Conn) error { return pgx.BeginFunc(ctx, c, fn) })
+	if e, ok := errors.AsType[*pgconn.PgError](err); ok && e.Code == sqlStateDiskFull {
+		return fmt.Errorf("%w: %w", task.ErrStorageFull, err)
+	}
+	return err
 }
 
 // read runs fn in a read-only transaction with one snapshot, so that the

@@ -18,7 +18,8 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/pressly/goose/v3"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tunehook/tunehook/internal/task"
 )
@@ -202,20 +203,30 @@ func (s *Store) Close() error {
 }
 
 // write runs fn in a transaction on the writer connection and commits it
-// when fn succeeds.
+// when fn succeeds. A disk too full for the write is reported as
+// task.ErrStorageFull.
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return storageFull(err)
 	}
 	if err := fn(tx); err != nil {
 		// ErrTxDone: a cancelled ctx already rolled the transaction back.
 		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
-			return errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
+			return storageFull(errors.Join(err, fmt.Errorf("rollback: %w", rbErr)))
 		}
-		return err
+		return storageFull(err)
 	}
-	return tx.Commit()
+	return storageFull(tx.Commit())
+}
+
+// storageFull marks err with task.ErrStorageFull when SQLite failed for
+// want of disk space (SQLITE_FULL, in any of its extended codes).
+func storageFull(err error) error {
+	if e, ok := errors.AsType[*sqlite.Error](err); ok && e.Code()&0xff == sqlite3.SQLITE_FULL {
+		return fmt.Errorf("%w: %w", task.ErrStorageFull, err)
+	}
+	return err
 }
 
 // read runs fn in a read-only transaction of the read pool, so that the

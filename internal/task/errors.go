@@ -39,4 +39,8 @@ var (
 	ErrLeaseLost = errors.New("lease lost")
 	// ErrLocked means another process holds the database (SQLite only).
 	ErrLocked = errors.New("database in use by another process")
+	// ErrStorageFull means the database could not write for want of disk
+	// space. Nothing was written; the same write can succeed once space
+	// returns.
+	ErrStorageFull = errors.New("storage full")
 )

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -39,17 +40,26 @@ func callbacks(ctx context.Context, args []string, getenv func(string) string, s
 	if *asJSON {
 		return printJSON(stdout, log)
 	}
-	fmt.Fprintf(stdout, "task %s: %d callbacks\n", log.TaskID, len(log.Callbacks))
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	// The rows are aligned together first, then the attempts are put
+	// under each: a line without cells would end tabwriter's alignment.
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CALLBACK\tTYPE\tSTATE\tATTEMPTS\tCREATED\tNEXT / FINISHED\tURL")
 	for _, cb := range log.Callbacks {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", cb.ID, cb.CallbackType, cb.State, cb.Attempts,
 			msTime(cb.CreateTime), nextOrFinish(cb), cb.CallBackURL)
+	}
+	tw.Flush()
+	rows := strings.Split(table.String(), "\n")
+	fmt.Fprintf(stdout, "task %s: %d callbacks\n", log.TaskID, len(log.Callbacks))
+	fmt.Fprintln(stdout, rows[0])
+	for i, cb := range log.Callbacks {
+		fmt.Fprintln(stdout, rows[1+i])
 		for _, at := range cb.History {
-			fmt.Fprintf(tw, "  %s\n", attemptLine(at))
+			fmt.Fprintf(stdout, "  %s\n", attemptLine(at))
 		}
 	}
-	return tw.Flush()
+	return nil
 }
 
 // nextOrFinish is when a callback's next attempt is due or when it

@@ -268,7 +268,8 @@ func TestGenerateAndStatus(t *testing.T) {
 // exit code 2 and the usage for a bad command line.
 func TestClientCommandErrors(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, t.TempDir())
+	rcv := newReceiver(t, nil)
+	srv := startServer(t, t.TempDir(), "TUNEHOOK_SIMULATION=true")
 	env := clientEnv(srv)
 	tests := []struct {
 		name     string
@@ -282,6 +283,7 @@ func TestClientCommandErrors(t *testing.T) {
 		{"wrong key", []string{"TUNEHOOK_URL=" + srv.URL, "TUNEHOOK_API_KEY=wrong"}, []string{"status", "t1"}, 1, "code 401 (unauthorized): Invalid API key."},
 		{"invalid request", env, []string{"generate", "--callback-url", "https://example.com/cb"}, 1, "code 400 (invalid parameters): Please enter prompt"},
 		{"too long", env, []string{"generate", "--custom", "--style", "x", "--title", strings.Repeat("t", 101), "--instrumental", "--callback-url", "https://example.com/cb"}, 1, "code 413 (field too long): title is too long"},
+		{"failed task", env, []string{"generate", "--prompt", "a song tunehook:fail:531", "--callback-url", rcv.URL, "--wait", "--poll-interval", "100ms"}, 1, "failed: code 531 (generation failed, credits refunded: try again)"},
 		{"unknown task", env, []string{"status", "0123456789abcdef0123456789abcdef"}, 1, "code 404 (not found): Task not found."},
 		{"bad URL", []string{"TUNEHOOK_URL=ftp://x", "TUNEHOOK_API_KEY=k"}, []string{"status", "t1"}, 1, `--url "ftp://x" is not an http or https URL`},
 		{"server down", []string{"TUNEHOOK_URL=http://127.0.0.1:1", "TUNEHOOK_API_KEY=k"}, []string{"status", "t1"}, 1, "connection refused"},

@@ -199,7 +199,10 @@ func statusDetail(rec *tunehook.RecordInfo) string {
 	}
 	switch {
 	case rec.Status.Failed():
-		return rec.Err().Error()
+		// Short, to fit a terminal's line; the command's error has it all.
+		if e, ok := errors.AsType[*tunehook.TaskError](rec.Err()); ok {
+			return fmt.Sprintf("code %d: %s", e.Code, e.Msg)
+		}
 	case rec.Status == tunehook.StatusPending:
 		return "queued"
 	case rec.Status == tunehook.StatusTextSuccess:

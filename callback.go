@@ -117,8 +117,8 @@ func (c *Callback) Err() error {
 	return &TaskError{Code: c.Code, Msg: c.Msg, TaskID: c.Data.TaskID}
 }
 
-// TaskError is a task's failure, as its callback reports it. (The name
-// CallbackError is the constant of the error stage.)
+// TaskError is a task's failure, as its callback or record-info reports
+// it. (The name CallbackError is the constant of the error stage.)
 type TaskError struct {
 	Code   int    // the seed's code: 400, 408, 413, 500, 501, 531
 	Msg    string // the sender's message

@@ -1,7 +1,7 @@
 // Package tunehook is the Go SDK for tunehook and for any server of the
 // Suno-style music-generation API: the wire types of its callbacks and of
-// record-info, the signing and verification of callbacks, and a receiver
-// for them. It uses only the standard library.
+// record-info, a client of the API, the signing and verification of
+// callbacks, and a receiver for them. It uses only the standard library.
 //
 // To receive callbacks, mount a Receiver: it verifies the signature
 // (Verify), parses the body (ParseCallback), answers 200 at once, and then
@@ -12,6 +12,12 @@
 // Senders sign with SignKeys (Sign for one key): both the widely copied
 // X-Webhook-Signature, which does not cover the body, and Standard
 // Webhooks, which does.
+//
+// To call the API, use a Client: Generate submits a task, Wait long-polls
+// record-info until the task ends (falling back to polite polling against
+// servers without long-polling), Download saves its media. Answers with a
+// code other than 200 are *APIError values that errors.Is matches against
+// ErrUnauthorized, ErrRateLimited and the other sentinels of the codes.
 //
 // Callbacks use snake_case field names (task_id, audio_url) and string
 // times; record-info uses camelCase (taskId, audioUrl) and epoch

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tunehook/tunehook"
@@ -167,4 +168,72 @@ func Example_seedReceiver() {
 	// Audio bd15****1873: https://example.cn/****.mp3 "Iron Man" 228.28 seconds
 	// Received callback: task 5b7e****01ac, code 400, msg "Lyrics contained copyrighted material.", callbackType error
 	// Task failed: task 5b7e****01ac failed: code 400 (lyrics contained copyrighted material): Lyrics contained copyrighted material.
+}
+
+// Submit a task and wait for its result. The stand-in server here answers
+// like a provider that ignores long-polling: each poll sees the next
+// status. Against tunehook, Wait long-polls and sees each status as soon as
+// it is reached.
+func ExampleClient_Wait() {
+	statuses := []string{"PENDING", "TEXT_SUCCESS", "FIRST_SUCCESS", "SUCCESS"}
+	var polls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/generate" {
+			fmt.Fprint(w, `{"code":200,"msg":"success","data":{"taskId":"2fac9f72"}}`)
+			return
+		}
+		status := statuses[min(int(polls.Add(1))-1, len(statuses)-1)]
+		fmt.Fprintf(w, `{"code":200,"msg":"success","data":{"taskId":"2fac9f72","status":%q}}`, status)
+	}))
+	defer srv.Close()
+
+	ctx := context.Background()
+	client := tunehook.NewClient(srv.URL, "your-api-key")
+	taskID, err := client.Generate(ctx, tunehook.GenerateRequest{
+		Model:       "V5",
+		Prompt:      "an upbeat rock song about night city lights",
+		CallBackURL: "https://example.com/suno-callback", // required even when polling
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rec, err := client.Wait(ctx, taskID, tunehook.WaitOptions{
+		PollInterval: time.Millisecond, // the default, 30 s, is what providers ask for
+		OnStatus:     func(r *tunehook.RecordInfo) { fmt.Println(r.Status) },
+	})
+	if taskErr, ok := errors.AsType[*tunehook.TaskError](err); ok {
+		fmt.Println("failed:", taskErr.Code, taskErr.Msg)
+		return
+	}
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("done:", rec.TaskID)
+	// Output:
+	// PENDING
+	// TEXT_SUCCESS
+	// FIRST_SUCCESS
+	// SUCCESS
+	// done: 2fac9f72
+}
+
+// Errors of the API carry its code; errors.Is tells them apart, and
+// RetryAfter says how long the server asked to wait.
+func ExampleAPIError() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		fmt.Fprint(w, `{"code":430,"msg":"Your call frequency is too high. Please try again later.","data":null}`)
+	}))
+	defer srv.Close()
+
+	_, err := tunehook.NewClient(srv.URL, "your-api-key").Generate(context.Background(), tunehook.GenerateRequest{})
+	fmt.Println(err)
+	if apiErr, ok := errors.AsType[*tunehook.APIError](err); ok && errors.Is(err, tunehook.ErrRateLimited) {
+		fmt.Println("retry in", apiErr.RetryAfter, "temporary:", apiErr.Temporary())
+	}
+	// Output:
+	// generate: code 430 (rate limited): Your call frequency is too high. Please try again later.
+	// retry in 7s temporary: true
 }

@@ -55,3 +55,32 @@ type RecordTrack struct {
 	CreateTime     int64   `json:"createTime"` // epoch milliseconds
 	Duration       float64 `json:"duration"`
 }
+
+// Final reports whether s ends a task: SUCCESS or one of the failure
+// statuses. Nothing changes after a final status.
+func (s Status) Final() bool { return s == StatusSuccess || s.Failed() }
+
+// Failed reports whether s is one of the failure statuses.
+func (s Status) Failed() bool {
+	switch s {
+	case StatusCreateTaskFailed, StatusGenerateAudioFailed, StatusCallbackException, StatusSensitiveWordError:
+		return true
+	}
+	return false
+}
+
+// Err returns a *TaskError when the task has failed, with the code and
+// message of errorCode and errorMessage, and nil otherwise.
+func (r *RecordInfo) Err() error {
+	if !r.Status.Failed() {
+		return nil
+	}
+	e := &TaskError{TaskID: r.TaskID, Msg: string(r.Status)}
+	if r.ErrorCode != nil {
+		e.Code = *r.ErrorCode
+	}
+	if r.ErrorMessage != nil {
+		e.Msg = *r.ErrorMessage
+	}
+	return e
+}

@@ -137,7 +137,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id := r.Header.Get(tunehook.HeaderWebhookID); id != "" {
 		fmt.Fprintf(&b, "webhook-id: %s\n", id)
 	}
-	fmt.Fprintf(&b, "signature:  %s\n", l.verify(r.Header, body))
+	fmt.Fprintf(&b, "signature:  %s\n", signatureResult(r.Header, body, l.keys))
 	if l.forwardTo != "" {
 		fmt.Fprintf(&b, "forward:    %s\n", l.forward(r, body))
 	}
@@ -161,6 +161,11 @@ func describe(b *strings.Builder, body []byte) {
 		fmt.Fprintf(b, "body:       %.300q\n", body)
 		return
 	}
+	describeCallback(b, cb)
+}
+
+// describeCallback writes a parsed callback: stage, code, task and tracks.
+func describeCallback(b *strings.Builder, cb *tunehook.Callback) {
 	fmt.Fprintf(b, "stage:      %s\n", cb.Data.CallbackType)
 	if cb.Failed() {
 		fmt.Fprintf(b, "code:       %d FAILED (%s): %s\n", cb.Code, tunehook.CodeMeaning(cb.Code), cb.Msg)
@@ -176,11 +181,12 @@ func describe(b *strings.Builder, body []byte) {
 	}
 }
 
-// verify returns the result of checking the request's signature.
-func (l *listener) verify(h http.Header, body []byte) string {
-	scheme, err := tunehook.Verify(h, body, l.keys, tunehook.VerifyOptions{})
+// signatureResult returns the result of checking a request's signature
+// with keys, fit to print.
+func signatureResult(h http.Header, body []byte, keys [][]byte) string {
+	scheme, err := tunehook.Verify(h, body, keys, tunehook.VerifyOptions{})
 	switch {
-	case errors.Is(err, tunehook.ErrNoSignature) && len(l.keys) == 0:
+	case errors.Is(err, tunehook.ErrNoSignature) && len(keys) == 0:
 		return "unsigned"
 	case errors.Is(err, tunehook.ErrNoKeys):
 		return fmt.Sprintf("signed (%s), not checked: no --key", scheme)

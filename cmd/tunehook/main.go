@@ -39,11 +39,18 @@ var errUsage = errors.New("usage")
 const usage = `tunehook is a self-hostable music-generation task server with Suno-style callbacks.
 
 Usage:
+  tunehook demo [flags]      run a sandbox server and a receiver, make one song, save it
   tunehook serve [flags]     run the server (tunehook serve -h lists every flag)
   tunehook migrate [flags]   bring the database schema up to date, then exit
   tunehook listen [flags]    receive callbacks locally: verify, print, forward
   tunehook bench [flags]     measure submissions, delivery and latency on this machine
   tunehook version           print the version
+
+Client commands (--url and --api-key, or TUNEHOOK_URL and TUNEHOOK_API_KEY):
+  tunehook generate [flags]  submit a task; --wait shows its progress, --out saves its media
+  tunehook status TASK       show a task's status and tracks
+  tunehook callbacks TASK    show a task's callbacks and every delivery attempt
+  tunehook redeliver ID      deliver a callback again now
 `
 
 // run is the whole program; main only supplies the process's environment.
@@ -61,6 +68,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return bench(ctx, args[2:], getenv, stdout, stderr)
 	case "listen":
 		return listen(ctx, args[2:], getenv, stdout, stderr)
+	case "demo":
+		return demo(ctx, args[2:], getenv, stdout, stderr)
+	case "generate":
+		return generate(ctx, args[2:], getenv, stdout, stderr)
+	case "status":
+		return status(ctx, args[2:], getenv, stdout, stderr)
+	case "callbacks":
+		return callbacks(ctx, args[2:], getenv, stdout, stderr)
+	case "redeliver":
+		return redeliver(ctx, args[2:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tunehook", tunehook.Version)
 		return nil

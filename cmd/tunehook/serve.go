@@ -40,6 +40,12 @@ const shutdownGrace = 5 * time.Second
 // serve runs the server until ctx is cancelled, then shuts it down: no new
 // requests, stages in progress handed back, callbacks in flight finished.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return serveNotify(ctx, args, getenv, stdout, stderr, nil)
+}
+
+// serveNotify is serve that, when ready is not nil, calls it with the URL
+// the server listens on once it serves: tunehook demo runs it in-process.
+func serveNotify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(url string)) error {
 	cfg, err := config.Load("tunehook serve", args, getenv, stderr)
 	if err != nil {
 		return err
@@ -146,6 +152,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	})
 	g.Go(func() error { return runner.Run(gctx) })
 	g.Go(func() error { return dispatcher.Run(gctx) })
+	if ready != nil {
+		ready("http://" + reachable(ln.Addr()))
+	}
 	err = g.Wait()
 	logger.Info("stopped")
 	return err

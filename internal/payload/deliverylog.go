@@ -1,7 +1,6 @@
 package payload
 
 import (
-	"strings"
 	"time"
 
 	"github.com/tunehook/tunehook"
@@ -40,7 +39,8 @@ func CallbackRecord(c *task.Callback) tunehook.CallbackRecord {
 			Manual:     a.Manual(),
 			Time:       a.StartedAt.UnixMilli(),
 			DurationMS: a.Duration.Milliseconds(),
-			Response:   strings.ToValidUTF8(string(a.Response), "\uFFFD"),
+			// Bytes that are not UTF-8 become U+FFFD when marshalled.
+			Response: string(a.Response),
 		}
 		if a.StatusCode != 0 {
 			d.StatusCode = &a.StatusCode

@@ -116,8 +116,10 @@ func (s *server) credit() int {
 	return n
 }
 
-// Each task costs its price; a task over the balance is refused with 429;
-// a task that fails with 531 gives its credits back.
+// Each task costs its price; a task that fails with 531 gives its credits
+// back; a task over the balance is refused with 429. Only a 531 task's
+// failure changes a balance behind the test's back, so the steps are
+// ordered around it.
 func TestCreditsEndToEnd(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st store) {
@@ -127,26 +129,26 @@ func TestCreditsEndToEnd(t *testing.T) {
 			t.Errorf("credit at start: got %d, want 25", got)
 		}
 		srv.submit(generateBody(rcv.URL + "/cb"))
+		if got := srv.credit(); got != 15 {
+			t.Errorf("credit after a task: got %d, want 15", got)
+		}
 		refunded := generateBody(rcv.URL + "/cb")
 		refunded["prompt"] = "a song that fails tunehook:fail:531"
 		failing := srv.submit(refunded)
-		if got := srv.credit(); got != 5 {
-			t.Errorf("credit after two tasks: got %d, want 5", got)
-		}
-		env, _, err := call("POST", srv.URL+"/api/v1/generate", testKey, generateBody(rcv.URL+"/cb"))
-		if err != nil || env.Code != 429 || env.Msg != "The current credits are insufficient. Please top up." || string(env.Data) != "null" {
-			t.Errorf("submit over the balance: got %d %q %s, %v, want 429", env.Code, env.Msg, env.Data, err)
-		}
-
 		waitUntil(t, 30*time.Second, "the 531 task fails", func() bool {
 			return srv.recordInfo(failing).Status == tunehook.StatusGenerateAudioFailed
 		})
 		if got := srv.credit(); got != 15 {
 			t.Errorf("credit after the 531 failure: got %d, want 15 (refunded)", got)
 		}
+
 		srv.submit(generateBody(rcv.URL + "/cb"))
+		env, _, err := call("POST", srv.URL+"/api/v1/generate", testKey, generateBody(rcv.URL+"/cb"))
+		if err != nil || env.Code != 429 || env.Msg != "The current credits are insufficient. Please top up." || string(env.Data) != "null" {
+			t.Errorf("submit over the balance: got %d %q %s, %v, want 429", env.Code, env.Msg, env.Data, err)
+		}
 		if got := srv.credit(); got != 5 {
-			t.Errorf("credit after a task paid with the refund: got %d, want 5", got)
+			t.Errorf("credit after a refused submit: got %d, want 5", got)
 		}
 	})
 }

@@ -284,8 +284,8 @@ func (c *Client) Credits(ctx context.Context) (int, error) {
 
 // Callbacks returns the task's delivery log: its callbacks, oldest first,
 // with every attempt to deliver each. (A tunehook extension of the API.)
-func (c *Client) Callbacks(ctx context.Context, taskID string) (*CallbackLog, error) {
-	var log CallbackLog
+func (c *Client) Callbacks(ctx context.Context, taskID string) (*DeliveryLog, error) {
+	var log DeliveryLog
 	if err := c.call(ctx, http.MethodGet, "/api/v1/callbacks", url.Values{"taskId": {taskID}}, nil, nil, 0, &log); err != nil {
 		return nil, fmt.Errorf("callbacks of task %s: %w", taskID, err)
 	}
@@ -295,8 +295,8 @@ func (c *Client) Callbacks(ctx context.Context, taskID string) (*CallbackLog, er
 // Redeliver makes the server deliver the callback again now, as a new
 // series of attempts with the normal retry schedule, whatever its state,
 // and returns the callback after the change. (A tunehook extension.)
-func (c *Client) Redeliver(ctx context.Context, callbackID string) (*CallbackDelivery, error) {
-	var cb CallbackDelivery
+func (c *Client) Redeliver(ctx context.Context, callbackID string) (*CallbackRecord, error) {
+	var cb CallbackRecord
 	path := "/api/v1/callbacks/" + url.PathEscape(callbackID) + "/redeliver"
 	if err := c.call(ctx, http.MethodPost, path, nil, nil, nil, 0, &cb); err != nil {
 		return nil, fmt.Errorf("redeliver callback %s: %w", callbackID, err)

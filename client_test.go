@@ -292,10 +292,10 @@ func TestCreditsCallbacksRedeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := tunehook.CallbackDelivery{
+	want := tunehook.CallbackRecord{
 		ID: "cb1", TaskID: "t1", CallbackType: tunehook.CallbackText, CallBackURL: "https://example.com/cb",
 		State: tunehook.DeliveryExhausted, Attempts: 4, CreateTime: 1700000000000, FinishTime: ptr[int64](1700000100000),
-		History: []tunehook.DeliveryAttempt{{Attempt: 1, Series: 1, Time: 1700000001000, DurationMs: 15000, Error: ptr("timeout")}},
+		History: []tunehook.DeliveryAttempt{{Attempt: 1, Series: 1, Time: 1700000001000, DurationMS: 15000, Error: ptr("timeout")}},
 	}
 	if log.TaskID != "t1" || len(log.Callbacks) != 1 || !reflect.DeepEqual(log.Callbacks[0], want) {
 		t.Errorf("Callbacks: got %+v, want one callback %+v", log, want)

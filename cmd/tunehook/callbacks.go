@@ -64,7 +64,7 @@ func callbacks(ctx context.Context, args []string, getenv func(string) string, s
 
 // nextOrFinish is when a callback's next attempt is due or when it
 // finished.
-func nextOrFinish(cb tunehook.CallbackDelivery) string {
+func nextOrFinish(cb tunehook.CallbackRecord) string {
 	switch {
 	case cb.NextAttemptTime != nil:
 		return "next " + msTime(*cb.NextAttemptTime)
@@ -82,7 +82,7 @@ func attemptLine(at tunehook.DeliveryAttempt) string {
 	if at.Manual {
 		fmt.Fprintf(&b, " (manual, series %d)", at.Series)
 	}
-	fmt.Fprintf(&b, " %s  %v", time.UnixMilli(at.Time).UTC().Format("15:04:05.000"), time.Duration(at.DurationMs)*time.Millisecond)
+	fmt.Fprintf(&b, " %s  %v", time.UnixMilli(at.Time).UTC().Format("15:04:05.000"), time.Duration(at.DurationMS)*time.Millisecond)
 	if at.StatusCode != nil {
 		fmt.Fprintf(&b, "  HTTP %d", *at.StatusCode)
 	}

@@ -312,14 +312,14 @@ func TestCallbacksAndRedeliver(t *testing.T) {
 	taskID := srv.submit(generateBody(rcv.URL + "/cb"))
 	waitUntil(t, 15*time.Second, "the complete callback arrives", func() bool { return rcv.count(tunehook.CallbackComplete) == 1 })
 	client := tunehook.NewClient(srv.URL, testKey)
-	var log *tunehook.CallbackLog
+	var log *tunehook.DeliveryLog
 	waitUntil(t, 10*time.Second, "the log shows three delivered callbacks", func() bool {
 		var err error
 		log, err = client.Callbacks(t.Context(), taskID)
 		if err != nil {
 			t.Fatalf("Callbacks: %v", err)
 		}
-		return len(log.Callbacks) == 3 && !slices.ContainsFunc(log.Callbacks, func(cb tunehook.CallbackDelivery) bool {
+		return len(log.Callbacks) == 3 && !slices.ContainsFunc(log.Callbacks, func(cb tunehook.CallbackRecord) bool {
 			return cb.State != tunehook.DeliveryDelivered
 		})
 	})

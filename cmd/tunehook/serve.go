@@ -120,6 +120,8 @@ func serveNotify(ctx context.Context, args []string, getenv func(string) string,
 		Keys:             keys.accepted,
 		TextDelay:        cfg.SynthDelays[0],
 		CheckCallbackURL: targets.CheckURL,
+		IdempotencyTTL:   cfg.IdempotencyTTL,
+		Credits:          creditPolicy(cfg),
 		Logger:           logger,
 	})
 	if err != nil {
@@ -279,4 +281,12 @@ func reachable(addr net.Addr) string {
 func instanceName() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s-%d-%s", cmp.Or(host, "tunehook"), os.Getpid(), rand.Text()[:6])
+}
+
+// creditPolicy returns the credits cfg sets, or nil when they are off.
+func creditPolicy(cfg config.Config) *httpapi.Credits {
+	if cfg.Credits == nil {
+		return nil
+	}
+	return &httpapi.Credits{Initial: *cfg.Credits, PerTask: cfg.CreditsPerTask}
 }

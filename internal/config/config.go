@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -45,6 +46,11 @@ type Config struct {
 	SynthDelays    [3]time.Duration // pauses before text, first, complete
 	SynthDuration  time.Duration    // 0: each track lasts 2 to 4 minutes
 	Dev            bool
+	// Credits is every API key's starting balance; nil: credits are off,
+	// and keys are unlimited.
+	Credits        *int
+	CreditsPerTask int           // the cost of one task, when credits are on
+	IdempotencyTTL time.Duration // how long an Idempotency-Key is kept
 }
 
 // A setting is one row of the configuration table: its flag, its variable,
@@ -214,6 +220,24 @@ var settings = []setting{
 		c.SynthDuration = d
 		return err
 	}},
+	{"credits", "TUNEHOOK_CREDITS", "", "", "starting balance (a `number`) of every API key, each task costing --credits-per-task, refunded if it fails with 531; empty: unlimited", func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		n, err := parseCount(v, 0, math.MaxInt32)
+		c.Credits = &n
+		return err
+	}},
+	{"credits-per-task", "TUNEHOOK_CREDITS_PER_TASK", "10", "", "credits (a `number`) one task costs, when --credits is set", func(c *Config, v string) error {
+		n, err := parseCount(v, 1, 1_000_000)
+		c.CreditsPerTask = n
+		return err
+	}},
+	{"idempotency-ttl", "TUNEHOOK_IDEMPOTENCY_TTL", "24h", "", "how long (a `duration`) an Idempotency-Key of a submit is kept, at least 24h", func(c *Config, v string) error {
+		d, err := parseDuration(v, 24*time.Hour, 30*24*time.Hour)
+		c.IdempotencyTTL = d
+		return err
+	}},
 }
 
 // Load reads the settings of command (such as "tunehook serve") from args
@@ -297,6 +321,15 @@ func parseDuration(v string, low, high time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("want a duration from %v to %v", low, high)
 	}
 	return d, nil
+}
+
+// parseCount parses a whole number from low to high.
+func parseCount(v string, low, high int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < low || n > high {
+		return 0, fmt.Errorf("want a whole number from %d to %d", low, high)
+	}
+	return n, nil
 }
 
 func parseDurations(v string, low, high time.Duration) ([]time.Duration, error) {

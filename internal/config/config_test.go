@@ -27,6 +27,8 @@ func TestLoadDefaults(t *testing.T) {
 		CallbackTimeout:     15 * time.Second,
 		CallbackRetryDelays: []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute},
 		SynthDelays:         [3]time.Duration{10 * time.Second, 25 * time.Second, 30 * time.Second},
+		CreditsPerTask:      10,
+		IdempotencyTTL:      24 * time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v,\nwant %+v", c, want)
@@ -51,6 +53,9 @@ func TestLoadEveryName(t *testing.T) {
 		"TUNEHOOK_SIMULATION":              "1",
 		"TUNEHOOK_SYNTH_DELAYS":            "0s,100ms,200ms",
 		"TUNEHOOK_SYNTH_DURATION":          "5s",
+		"TUNEHOOK_CREDITS":                 "0",
+		"TUNEHOOK_CREDITS_PER_TASK":        "25",
+		"TUNEHOOK_IDEMPOTENCY_TTL":         "48h",
 	}
 	c, err := Load("tunehook serve", nil, env(e), io.Discard)
 	if err != nil {
@@ -73,6 +78,9 @@ func TestLoadEveryName(t *testing.T) {
 		Simulation:            true,
 		SynthDelays:           [3]time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond},
 		SynthDuration:         5 * time.Second,
+		Credits:               new(0),
+		CreditsPerTask:        25,
+		IdempotencyTTL:        48 * time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v,\nwant %+v", c, want)
@@ -146,6 +154,14 @@ func TestLoadRejects(t *testing.T) {
 		{"TUNEHOOK_SYNTH_DELAYS", "1s,2s,2h", "from"},
 		{"TUNEHOOK_SYNTH_DURATION", "9m", "from"},
 		{"TUNEHOOK_SYNTH_DURATION", "500ms", "from"},
+		{"TUNEHOOK_CREDITS", "-1", "from 0 to 2147483647"},
+		{"TUNEHOOK_CREDITS", "2147483648", "from 0 to 2147483647"},
+		{"TUNEHOOK_CREDITS", "lots", "whole number"},
+		{"TUNEHOOK_CREDITS_PER_TASK", "0", "from 1 to 1000000"},
+		{"TUNEHOOK_CREDITS_PER_TASK", "2.5", "whole number"},
+		{"TUNEHOOK_IDEMPOTENCY_TTL", "23h59m", "from 24h0m0s"},
+		{"TUNEHOOK_IDEMPOTENCY_TTL", "721h", "to 720h0m0s"},
+		{"TUNEHOOK_IDEMPOTENCY_TTL", "1d", "duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -241,5 +257,33 @@ func TestLoadHidesSecrets(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%s: got %v, want an error naming the setting without its value", name, err)
 		}
+	}
+}
+
+// Credits are off unless a balance is given, by flag or variable.
+func TestLoadCredits(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want *int
+	}{
+		{"default", nil, nil, nil},
+		{"variable", nil, map[string]string{"TUNEHOOK_CREDITS": "500"}, new(500)},
+		{"flag", []string{"--credits", "20"}, nil, new(20)},
+		{"empty flag over the variable", []string{"--credits="}, map[string]string{"TUNEHOOK_CREDITS": "500"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load("tunehook serve", tt.args, env(tt.env), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(c.Credits, tt.want) {
+				t.Errorf("got credits %v, want %v", c.Credits, tt.want)
+			}
+		})
 	}
 }

@@ -12,8 +12,12 @@ import (
 func addRoutes(mux *http.ServeMux, cfg Config) {
 	auth := requireKey(cfg.Keys, cfg.Logger)
 
-	mux.Handle("POST /api/v1/generate", auth(handleTaskCreate(cfg.Store, cfg.TextDelay, cfg.CheckCallbackURL, cfg.Now, cfg.Logger)))
+	submit := submitPolicy{idempotencyTTL: cfg.IdempotencyTTL, credits: cfg.Credits}
+	mux.Handle("POST /api/v1/generate", auth(handleTaskCreate(cfg.Store, cfg.TextDelay, cfg.CheckCallbackURL, submit, cfg.Now, cfg.Logger)))
 	mux.Handle("GET /api/v1/generate/record-info", auth(handleRecordInfo(cfg.Store, cfg.Links, cfg.Logger)))
+	mux.Handle("GET /api/v1/generate/credit", auth(handleCredit(cfg.Store, cfg.Credits, cfg.Logger)))
+	mux.Handle("GET /api/v1/callbacks", auth(handleCallbackList(cfg.Store, cfg.Logger)))
+	mux.Handle("POST /api/v1/callbacks/{id}/redeliver", auth(handleRedeliver(cfg.Store, cfg.Logger)))
 
 	mux.Handle("GET /media/{key...}", handleMedia(cfg.Media, cfg.Logger))
 	mux.Handle("GET /stream/{taskID}/{trackID}", handleStream(cfg.Store, cfg.Media, cfg.Logger))

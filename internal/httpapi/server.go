@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -29,8 +30,13 @@ type Config struct {
 	// is valid (safedial.Policy.CheckURL); a task whose URL it refuses is
 	// answered with code 400 and the error's reason.
 	CheckCallbackURL func(string) error
-	Logger           *slog.Logger     // default: discard
-	Now              func() time.Time // default: time.Now
+	// IdempotencyTTL is how long an Idempotency-Key is kept; default 24h.
+	IdempotencyTTL time.Duration
+	// Credits, when set, charges every task to its API key's balance; nil
+	// means unlimited.
+	Credits *Credits
+	Logger  *slog.Logger     // default: discard
+	Now     func() time.Time // default: time.Now
 }
 
 // NewServer returns the handler of the whole API, or an error when cfg
@@ -45,6 +51,10 @@ func NewServer(cfg Config) (http.Handler, error) {
 		return nil, errors.New("httpapi: no API key")
 	case cfg.TextDelay < 0:
 		return nil, errors.New("httpapi: negative text delay")
+	case cfg.IdempotencyTTL < 0:
+		return nil, errors.New("httpapi: negative idempotency key time to live")
+	case cfg.Credits != nil && (cfg.Credits.Initial < 0 || cfg.Credits.PerTask < 1):
+		return nil, errors.New("httpapi: credits need a starting balance of 0 or more and a cost per task of 1 or more")
 	}
 	for _, k := range cfg.Keys {
 		if k == "" {
@@ -57,6 +67,7 @@ func NewServer(cfg Config) (http.Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.IdempotencyTTL = cmp.Or(cfg.IdempotencyTTL, defaultIdempotencyTTL)
 	mux := http.NewServeMux()
 	addRoutes(mux, cfg)
 	return recoverPanics(mux, cfg.Logger), nil

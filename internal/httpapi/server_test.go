@@ -314,7 +314,13 @@ func (f faultyStore) fail() error {
 }
 
 func (f faultyStore) Task(context.Context, string) (*task.Task, error) { return nil, f.fail() }
-func (f faultyStore) CreateTask(context.Context, *task.Task) error     { return f.fail() }
+func (f faultyStore) Submit(context.Context, task.Submission) (task.Submitted, error) {
+	return task.Submitted{}, f.fail()
+}
+func (f faultyStore) Credits(context.Context, string, int) (int, error) { return 0, f.fail() }
+func (f faultyStore) Callback(context.Context, string) (*task.Callback, error) {
+	return nil, f.fail()
+}
 
 // Internal errors and panics answer a generic 500 (HTTP 200 in the
 // compatible API); the log, not the client, gets the details, and the
@@ -326,7 +332,10 @@ func TestInternalErrors(t *testing.T) {
 		name := map[bool]string{false: "error", true: "panic"}[panicking]
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			s := newTestServer(t, func(c *Config) { c.Store = faultyStore{Store: c.Store, err: secret, panicking: panicking} })
+			s := newTestServer(t, func(c *Config) {
+				c.Store = faultyStore{Store: c.Store, err: secret, panicking: panicking}
+				c.Credits = &Credits{Initial: 100, PerTask: 10}
+			})
 			requests := []struct {
 				method, path string
 				body         []byte
@@ -334,6 +343,9 @@ func TestInternalErrors(t *testing.T) {
 			}{
 				{http.MethodGet, "/api/v1/generate/record-info?taskId=abc123", nil, http.StatusOK},
 				{http.MethodPost, "/api/v1/generate", []byte(validBody), http.StatusOK},
+				{http.MethodGet, "/api/v1/generate/credit", nil, http.StatusOK},
+				{http.MethodGet, "/api/v1/callbacks?taskId=abc123", nil, http.StatusOK},
+				{http.MethodPost, "/api/v1/callbacks/msg_abc123/redeliver", nil, http.StatusOK},
 				{http.MethodGet, "/stream/abc123/def456", nil, http.StatusInternalServerError},
 			}
 			for _, r := range requests {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -13,7 +14,7 @@ import (
 )
 
 // callbackColumns are the columns scanCallback reads, in its order.
-const callbackColumns = `id, task_id, stage, url, body, state, attempts, next_attempt_at, created_at, finished_at`
+const callbackColumns = `id, task_id, stage, url, body, state, attempts, redeliveries, next_attempt_at, created_at, finished_at`
 
 // scanCallback reads one row of callbackColumns.
 func scanCallback(row pgx.Row) (*task.Callback, error) {
@@ -21,7 +22,7 @@ func scanCallback(row pgx.Row) (*task.Callback, error) {
 		c              task.Callback
 		next, finished *time.Time
 	)
-	err := row.Scan(&c.ID, &c.TaskID, &c.Stage, &c.URL, &c.Body, &c.State, &c.Attempts, &next, &c.CreatedAt, &finished)
+	err := row.Scan(&c.ID, &c.TaskID, &c.Stage, &c.URL, &c.Body, &c.State, &c.Attempts, &c.Redeliveries, &next, &c.CreatedAt, &finished)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +57,7 @@ var claimCallbacksQueries = map[task.Lane]string{
 // claimCallbacksQuery returns the claim of the lane that cond selects.
 func claimCallbacksQuery(cond string) string {
 	return `UPDATE callbacks
-	SET lease_owner = $1, lease_until = $2
+	SET lease_owner = $1, lease_until = $2, lease_redelivery = redeliveries
 	WHERE id IN (
 		SELECT id FROM callbacks
 		WHERE next_attempt_at IS NOT NULL AND ` + cond + ` AND next_attempt_at <= $3
@@ -98,7 +99,9 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 
 // RecordAttempt stores attempt a of a callback under owner's unexpired
 // lease, frees the lease and moves the callback to state, due again at next
-// while it stays pending, in which case it wakes every instance.
+// while it stays pending, in which case it wakes every instance. The
+// attempt is filed under the series the callback was claimed in; if the
+// callback was redelivered since, the new series is left as it is.
 func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
 	now := s.now()
 	var nextAt, finishedAt *time.Time
@@ -115,21 +118,33 @@ func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt,
 	if a.StatusCode != 0 {
 		status = &a.StatusCode
 	}
+	var pending bool
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		err := fenced(tx.Exec(ctx, `UPDATE callbacks
-			SET state = $1, attempts = $2, next_attempt_at = $3, finished_at = $4, lease_owner = NULL, lease_until = NULL
-			WHERE id = $5 AND lease_owner = $6 AND lease_until > $7`,
-			state, a.N, nextAt, finishedAt, a.CallbackID, owner, now))
+		// Every expression of SET reads the row as it was: the CASEs ask
+		// whether the attempt's series is still the current one.
+		var redelivery int
+		err := tx.QueryRow(ctx, `UPDATE callbacks SET
+				state = CASE WHEN redeliveries = lease_redelivery THEN $1 ELSE state END,
+				attempts = CASE WHEN redeliveries = lease_redelivery THEN $2 ELSE attempts END,
+				next_attempt_at = CASE WHEN redeliveries = lease_redelivery THEN $3 ELSE next_attempt_at END,
+				finished_at = CASE WHEN redeliveries = lease_redelivery THEN $4 ELSE finished_at END,
+				lease_owner = NULL, lease_until = NULL
+			WHERE id = $5 AND lease_owner = $6 AND lease_until > $7
+			RETURNING lease_redelivery, next_attempt_at IS NOT NULL`,
+			state, a.N, nextAt, finishedAt, a.CallbackID, owner, now).Scan(&redelivery, &pending)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return task.ErrLeaseLost
+		}
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO attempts (callback_id, n, started_at, duration_ms, status_code, error, response)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			a.CallbackID, a.N, a.StartedAt, a.Duration.Milliseconds(), status, validText(a.Error), a.Response)
+		_, err = tx.Exec(ctx, `INSERT INTO attempts (callback_id, redelivery, n, started_at, duration_ms, status_code, error, response)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			a.CallbackID, redelivery, a.N, a.StartedAt, a.Duration.Milliseconds(), status, validText(a.Error), a.Response)
 		if err != nil {
 			return err
 		}
-		if state != task.DeliveryPending {
+		if !pending {
 			return nil
 		}
 		return s.notify(ctx, tx, wakeCallback)
@@ -139,7 +154,7 @@ func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt,
 	}
 	// A final callback makes nothing due; signalling it would only wake
 	// the dispatcher for nothing after every delivery.
-	if state == task.DeliveryPending {
+	if pending {
 		s.callbackReady.Notify()
 	}
 	return nil
@@ -209,17 +224,9 @@ func (s *Store) CallbackReady() <-chan struct{} { return s.callbackReady }
 func (s *Store) Callbacks(ctx context.Context, taskID string) ([]*task.Callback, error) {
 	var cbs []*task.Callback
 	err := s.read(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+callbackColumns+` FROM callbacks WHERE task_id = $1
-			ORDER BY created_at,
-				CASE stage WHEN 'text' THEN 0 WHEN 'first' THEN 1 WHEN 'complete' THEN 2 ELSE 3 END`, taskID)
-		if err != nil {
-			return err
-		}
-		cbs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*task.Callback, error) { return scanCallback(row) })
-		if err != nil {
-			return err
-		}
-		return loadHistory(ctx, tx, taskID, cbs)
+		var err error
+		cbs, err = loadCallbacks(ctx, tx, "task_id", taskID)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("callbacks of task %s: %w", taskID, err)
@@ -227,9 +234,80 @@ func (s *Store) Callbacks(ctx context.Context, taskID string) ([]*task.Callback,
 	return cbs, nil
 }
 
-// loadHistory appends the attempts of task taskID's callbacks cbs to their
-// History, ordered by n.
-func loadHistory(ctx context.Context, tx pgx.Tx, taskID string, cbs []*task.Callback) error {
+// Callback returns one callback with its attempts, or an error wrapping
+// task.ErrNotFound.
+func (s *Store) Callback(ctx context.Context, id string) (*task.Callback, error) {
+	var c *task.Callback
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		var err error
+		c, err = loadCallback(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("callback %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// RedeliverCallback starts a new attempt series of a callback, due now,
+// and wakes every instance. A lease in force stays: the attempt in flight
+// is recorded under its own series, and frees the callback.
+func (s *Store) RedeliverCallback(ctx context.Context, id string) (*task.Callback, error) {
+	var c *task.Callback
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE callbacks
+			SET state = $1, attempts = 0, redeliveries = redeliveries + 1, next_attempt_at = $2, finished_at = NULL
+			WHERE id = $3`,
+			task.DeliveryPending, s.now(), id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return task.ErrNotFound
+		}
+		if c, err = loadCallback(ctx, tx, id); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, wakeCallback)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redeliver callback %s: %w", id, err)
+	}
+	s.callbackReady.Notify()
+	return c, nil
+}
+
+// loadCallback returns callback id with its attempts, or task.ErrNotFound.
+func loadCallback(ctx context.Context, tx pgx.Tx, id string) (*task.Callback, error) {
+	cbs, err := loadCallbacks(ctx, tx, "id", id)
+	if err != nil {
+		return nil, err
+	}
+	if len(cbs) == 0 {
+		return nil, task.ErrNotFound
+	}
+	return cbs[0], nil
+}
+
+// loadCallbacks returns the callbacks whose column (id or task_id) is
+// value, in the order Callbacks gives them, each with its attempts.
+func loadCallbacks(ctx context.Context, tx pgx.Tx, column, value string) ([]*task.Callback, error) {
+	rows, err := tx.Query(ctx, `SELECT `+callbackColumns+` FROM callbacks WHERE `+column+` = $1
+		ORDER BY created_at,
+			CASE stage WHEN 'text' THEN 0 WHEN 'first' THEN 1 WHEN 'complete' THEN 2 ELSE 3 END`, value)
+	if err != nil {
+		return nil, err
+	}
+	cbs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*task.Callback, error) { return scanCallback(row) })
+	if err != nil {
+		return nil, err
+	}
+	return cbs, loadHistory(ctx, tx, column, value, cbs)
+}
+
+// loadHistory appends the attempts of cbs, the callbacks whose column is
+// value, to their History, ordered by series and n.
+func loadHistory(ctx context.Context, tx pgx.Tx, column, value string, cbs []*task.Callback) error {
 	if len(cbs) == 0 {
 		return nil
 	}
@@ -237,9 +315,9 @@ func loadHistory(ctx context.Context, tx pgx.Tx, taskID string, cbs []*task.Call
 	for _, c := range cbs {
 		byID[c.ID] = c
 	}
-	rows, err := tx.Query(ctx, `SELECT a.callback_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response
+	rows, err := tx.Query(ctx, `SELECT a.callback_id, a.redelivery, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response
 		FROM attempts a JOIN callbacks c ON c.id = a.callback_id
-		WHERE c.task_id = $1 ORDER BY a.callback_id, a.n`, taskID)
+		WHERE c.`+column+` = $1 ORDER BY a.callback_id, a.redelivery, a.n`, value)
 	if err != nil {
 		return fmt.Errorf("load attempts: %w", err)
 	}
@@ -250,7 +328,7 @@ func loadHistory(ctx context.Context, tx pgx.Tx, taskID string, cbs []*task.Call
 			durationMS int64
 			status     *int
 		)
-		if err := rows.Scan(&a.CallbackID, &a.N, &a.StartedAt, &durationMS, &status, &a.Error, &a.Response); err != nil {
+		if err := rows.Scan(&a.CallbackID, &a.Redelivery, &a.N, &a.StartedAt, &durationMS, &status, &a.Error, &a.Response); err != nil {
 			return fmt.Errorf("load attempts: %w", err)
 		}
 		a.Duration = time.Duration(durationMS) * time.Millisecond

@@ -61,30 +61,34 @@ func failureColumns(f *task.Failure) (*int, *string) {
 // at t.RunAt (never, when t.Status is final), and wakes every instance when
 // it is due some day.
 func (s *Store) CreateTask(ctx context.Context, t *task.Task) error {
-	code, msg := failureColumns(t.Failure)
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO tasks (`+taskColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-			t.ID, t.Owner, t.Model, t.Param, t.CallbackURL, t.Status, t.Text.Title, t.Text.Lyrics, t.Text.Tags,
-			code, msg, runAt(t.Status, t.RunAt), t.StageAttempts, t.CreatedAt, t.UpdatedAt)
-		if err != nil {
-			return err
-		}
-		for _, tr := range t.Tracks {
-			if err := insertTrack(ctx, tx, t.ID, tr); err != nil {
-				return err
-			}
-		}
-		if t.Status.Final() {
-			return nil
-		}
-		return s.notify(ctx, tx, wakeTask)
-	})
+	err := s.write(ctx, func(tx pgx.Tx) error { return s.insertTask(ctx, tx, t, 0) })
 	if err != nil {
 		return fmt.Errorf("create task %s: %w", t.ID, err)
 	}
 	s.taskReady.Notify()
 	return nil
+}
+
+// insertTask stores t with its tracks, charged cost, and wakes every
+// instance when it is due some day.
+func (s *Store) insertTask(ctx context.Context, tx pgx.Tx, t *task.Task, cost int) error {
+	code, msg := failureColumns(t.Failure)
+	_, err := tx.Exec(ctx, `INSERT INTO tasks (`+taskColumns+`, cost)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		t.ID, t.Owner, t.Model, t.Param, t.CallbackURL, t.Status, t.Text.Title, t.Text.Lyrics, t.Text.Tags,
+		code, msg, runAt(t.Status, t.RunAt), t.StageAttempts, t.CreatedAt, t.UpdatedAt, cost)
+	if err != nil {
+		return err
+	}
+	for _, tr := range t.Tracks {
+		if err := insertTrack(ctx, tx, t.ID, tr); err != nil {
+			return err
+		}
+	}
+	if t.Status.Final() {
+		return nil
+	}
+	return s.notify(ctx, tx, wakeTask)
 }
 
 // insertTrack stores tr as a track of task taskID.
@@ -229,6 +233,11 @@ func (s *Store) CommitStage(ctx context.Context, owner string, c task.StageCommi
 		}
 		if c.Track != nil {
 			if err := insertTrack(ctx, tx, c.TaskID, *c.Track); err != nil {
+				return err
+			}
+		}
+		if c.Failure != nil && c.Failure.Refunded() {
+			if err := refund(ctx, tx, c.TaskID); err != nil {
 				return err
 			}
 		}

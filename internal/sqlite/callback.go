@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -11,7 +13,7 @@ import (
 )
 
 // callbackColumns are the columns scanCallback reads, in its order.
-const callbackColumns = `id, task_id, stage, url, body, state, attempts, next_attempt_at, created_at, finished_at`
+const callbackColumns = `id, task_id, stage, url, body, state, attempts, redeliveries, next_attempt_at, created_at, finished_at`
 
 // scanCallback reads one row of callbackColumns.
 func scanCallback(row interface{ Scan(...any) error }) (*task.Callback, error) {
@@ -20,7 +22,7 @@ func scanCallback(row interface{ Scan(...any) error }) (*task.Callback, error) {
 		next, finished sql.NullInt64
 		created        int64
 	)
-	err := row.Scan(&c.ID, &c.TaskID, &c.Stage, &c.URL, &c.Body, &c.State, &c.Attempts, &next, &created, &finished)
+	err := row.Scan(&c.ID, &c.TaskID, &c.Stage, &c.URL, &c.Body, &c.State, &c.Attempts, &c.Redeliveries, &next, &created, &finished)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +67,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	var cbs []*task.Callback
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE callbacks
-			SET lease_owner = ?, lease_until = ?
+			SET lease_owner = ?, lease_until = ?, lease_redelivery = redeliveries
 			WHERE id IN (
 				SELECT id FROM callbacks
 				WHERE next_attempt_at IS NOT NULL AND `+cond+` AND next_attempt_at <= ?
@@ -97,7 +99,9 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 
 // RecordAttempt stores attempt a of a callback under owner's unexpired
 // lease, frees the lease and moves the callback to state, due again at next
-// while it stays pending, in which case it signals CallbackReady.
+// while it stays pending, in which case it signals CallbackReady. The
+// attempt is filed under the series the callback was claimed in; if the
+// callback was redelivered since, the new series is left as it is.
 func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
 	now := s.now()
 	var nextAt, finishedAt sql.NullInt64
@@ -111,17 +115,29 @@ func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt,
 	}
 	// A zero status code means no response arrived: NULL says so.
 	status := sql.NullInt64{Int64: int64(a.StatusCode), Valid: a.StatusCode != 0}
+	var pending bool
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		err := fenced(tx.ExecContext(ctx, `UPDATE callbacks
-			SET state = ?, attempts = ?, next_attempt_at = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL
-			WHERE id = ? AND lease_owner = ? AND lease_until > ?`,
-			state, a.N, nextAt, finishedAt, a.CallbackID, owner, ms(now)))
+		// Every expression of SET reads the row as it was: same is whether
+		// the attempt's series is still the current one.
+		var redelivery int
+		err := tx.QueryRowContext(ctx, `UPDATE callbacks SET
+				state = CASE WHEN redeliveries = lease_redelivery THEN ? ELSE state END,
+				attempts = CASE WHEN redeliveries = lease_redelivery THEN ? ELSE attempts END,
+				next_attempt_at = CASE WHEN redeliveries = lease_redelivery THEN ? ELSE next_attempt_at END,
+				finished_at = CASE WHEN redeliveries = lease_redelivery THEN ? ELSE finished_at END,
+				lease_owner = NULL, lease_until = NULL
+			WHERE id = ? AND lease_owner = ? AND lease_until > ?
+			RETURNING lease_redelivery, next_attempt_at IS NOT NULL`,
+			state, a.N, nextAt, finishedAt, a.CallbackID, owner, ms(now)).Scan(&redelivery, &pending)
+		if errors.Is(err, sql.ErrNoRows) {
+			return task.ErrLeaseLost
+		}
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO attempts (callback_id, n, started_at, duration_ms, status_code, error, response)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			a.CallbackID, a.N, ms(a.StartedAt), a.Duration.Milliseconds(), status, a.Error, a.Response)
+		_, err = tx.ExecContext(ctx, `INSERT INTO attempts (callback_id, redelivery, n, started_at, duration_ms, status_code, error, response)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.CallbackID, redelivery, a.N, ms(a.StartedAt), a.Duration.Milliseconds(), status, a.Error, a.Response)
 		return err
 	})
 	if err != nil {
@@ -129,7 +145,7 @@ func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt,
 	}
 	// A final callback makes nothing due; signalling it would only wake
 	// the dispatcher for nothing after every delivery.
-	if state == task.DeliveryPending {
+	if pending {
 		s.callbackReady.Notify()
 	}
 	return nil
@@ -194,26 +210,9 @@ func (s *Store) CallbackReady() <-chan struct{} { return s.callbackReady }
 func (s *Store) Callbacks(ctx context.Context, taskID string) ([]*task.Callback, error) {
 	var cbs []*task.Callback
 	err := s.read(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+callbackColumns+` FROM callbacks WHERE task_id = ?
-			ORDER BY created_at,
-				CASE stage WHEN 'text' THEN 0 WHEN 'first' THEN 1 WHEN 'complete' THEN 2 ELSE 3 END`, taskID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		byID := make(map[string]*task.Callback)
-		for rows.Next() {
-			c, err := scanCallback(rows)
-			if err != nil {
-				return err
-			}
-			cbs = append(cbs, c)
-			byID[c.ID] = c
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		return loadHistory(ctx, tx, taskID, byID)
+		var err error
+		cbs, err = loadCallbacks(ctx, tx, "task_id", taskID)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("callbacks of task %s: %w", taskID, err)
@@ -221,12 +220,91 @@ func (s *Store) Callbacks(ctx context.Context, taskID string) ([]*task.Callback,
 	return cbs, nil
 }
 
-// loadHistory appends the attempts of task taskID's callbacks to their
-// History, ordered by n.
-func loadHistory(ctx context.Context, tx *sql.Tx, taskID string, byID map[string]*task.Callback) error {
-	rows, err := tx.QueryContext(ctx, `SELECT a.callback_id, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response
+// Callback returns one callback with its attempts, or an error wrapping
+// task.ErrNotFound.
+func (s *Store) Callback(ctx context.Context, id string) (*task.Callback, error) {
+	var c *task.Callback
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		c, err = loadCallback(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("callback %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// RedeliverCallback starts a new attempt series of a callback, due now,
+// and signals CallbackReady. A lease in force stays: the attempt in flight
+// is recorded under its own series, and frees the callback.
+func (s *Store) RedeliverCallback(ctx context.Context, id string) (*task.Callback, error) {
+	var c *task.Callback
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE callbacks
+			SET state = ?, attempts = 0, redeliveries = redeliveries + 1, next_attempt_at = ?, finished_at = NULL
+			WHERE id = ?`,
+			task.DeliveryPending, ms(s.now()), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return cmp.Or(err, task.ErrNotFound)
+		}
+		c, err = loadCallback(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redeliver callback %s: %w", id, err)
+	}
+	s.callbackReady.Notify()
+	return c, nil
+}
+
+// loadCallback returns callback id with its attempts, or task.ErrNotFound.
+func loadCallback(ctx context.Context, tx *sql.Tx, id string) (*task.Callback, error) {
+	cbs, err := loadCallbacks(ctx, tx, "id", id)
+	if err != nil {
+		return nil, err
+	}
+	if len(cbs) == 0 {
+		return nil, task.ErrNotFound
+	}
+	return cbs[0], nil
+}
+
+// loadCallbacks returns the callbacks whose column (id or task_id) is
+// value, in the order Callbacks gives them, each with its attempts.
+func loadCallbacks(ctx context.Context, tx *sql.Tx, column, value string) ([]*task.Callback, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT `+callbackColumns+` FROM callbacks WHERE `+column+` = ?
+		ORDER BY created_at,
+			CASE stage WHEN 'text' THEN 0 WHEN 'first' THEN 1 WHEN 'complete' THEN 2 ELSE 3 END`, value)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var cbs []*task.Callback
+	byID := make(map[string]*task.Callback)
+	for rows.Next() {
+		c, err := scanCallback(rows)
+		if err != nil {
+			return nil, err
+		}
+		cbs = append(cbs, c)
+		byID[c.ID] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return cbs, loadHistory(ctx, tx, column, value, byID)
+}
+
+// loadHistory appends the attempts of the callbacks whose column is value
+// to their History, ordered by series and n.
+func loadHistory(ctx context.Context, tx *sql.Tx, column, value string, byID map[string]*task.Callback) error {
+	rows, err := tx.QueryContext(ctx, `SELECT a.callback_id, a.redelivery, a.n, a.started_at, a.duration_ms, a.status_code, a.error, a.response
 		FROM attempts a JOIN callbacks c ON c.id = a.callback_id
-		WHERE c.task_id = ? ORDER BY a.callback_id, a.n`, taskID)
+		WHERE c.`+column+` = ? ORDER BY a.callback_id, a.redelivery, a.n`, value)
 	if err != nil {
 		return fmt.Errorf("load attempts: %w", err)
 	}
@@ -237,7 +315,7 @@ func loadHistory(ctx context.Context, tx *sql.Tx, taskID string, byID map[string
 			started, durationMS int64
 			status              sql.NullInt64
 		)
-		if err := rows.Scan(&a.CallbackID, &a.N, &started, &durationMS, &status, &a.Error, &a.Response); err != nil {
+		if err := rows.Scan(&a.CallbackID, &a.Redelivery, &a.N, &started, &durationMS, &status, &a.Error, &a.Response); err != nil {
 			return fmt.Errorf("load attempts: %w", err)
 		}
 		a.StartedAt, a.Duration, a.StatusCode = fromMS(started), time.Duration(durationMS)*time.Millisecond, int(status.Int64)

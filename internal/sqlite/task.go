@@ -56,26 +56,29 @@ func failureColumns(f *task.Failure) (sql.NullInt64, sql.NullString) {
 // CreateTask stores t as a new task with its text, failure and tracks, due
 // at t.RunAt (never, when t.Status is final).
 func (s *Store) CreateTask(ctx context.Context, t *task.Task) error {
-	code, msg := failureColumns(t.Failure)
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tasks (`+taskColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			t.ID, t.Owner, t.Model, t.Param, t.CallbackURL, t.Status, t.Text.Title, t.Text.Lyrics, t.Text.Tags,
-			code, msg, runAt(t.Status, t.RunAt), t.StageAttempts, ms(t.CreatedAt), ms(t.UpdatedAt))
-		if err != nil {
-			return err
-		}
-		for _, tr := range t.Tracks {
-			if err := insertTrack(ctx, tx, t.ID, tr); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := s.write(ctx, func(tx *sql.Tx) error { return insertTask(ctx, tx, t, 0) })
 	if err != nil {
 		return fmt.Errorf("create task %s: %w", t.ID, err)
 	}
 	s.taskReady.Notify()
+	return nil
+}
+
+// insertTask stores t with its tracks, charged cost.
+func insertTask(ctx context.Context, tx *sql.Tx, t *task.Task, cost int) error {
+	code, msg := failureColumns(t.Failure)
+	_, err := tx.ExecContext(ctx, `INSERT INTO tasks (`+taskColumns+`, cost)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.Owner, t.Model, t.Param, t.CallbackURL, t.Status, t.Text.Title, t.Text.Lyrics, t.Text.Tags,
+		code, msg, runAt(t.Status, t.RunAt), t.StageAttempts, ms(t.CreatedAt), ms(t.UpdatedAt), cost)
+	if err != nil {
+		return err
+	}
+	for _, tr := range t.Tracks {
+		if err := insertTrack(ctx, tx, t.ID, tr); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -227,6 +230,11 @@ func (s *Store) CommitStage(ctx context.Context, owner string, c task.StageCommi
 		}
 		if c.Track != nil {
 			if err := insertTrack(ctx, tx, c.TaskID, *c.Track); err != nil {
+				return err
+			}
+		}
+		if c.Failure != nil && c.Failure.Refunded() {
+			if err := refund(ctx, tx, c.TaskID); err != nil {
 				return err
 			}
 		}

@@ -77,6 +77,13 @@ func Run(t *testing.T, open func(t *testing.T, clock *Clock) task.Store) {
 		{"NextCallbackDue", testNextCallbackDue},
 		{"CallbacksOrder", testCallbacksOrder},
 		{"CallbacksIndependent", testCallbacksIndependent},
+		{"SubmitIdempotent", testSubmitIdempotent},
+		{"SubmitConcurrentKey", testSubmitConcurrentKey},
+		{"SubmitCredits", testSubmitCredits},
+		{"SubmitConcurrentCredits", testSubmitConcurrentCredits},
+		{"Refund", testRefund},
+		{"RedeliverCallback", testRedeliverCallback},
+		{"RedeliverInFlight", testRedeliverInFlight},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -63,3 +63,7 @@ func (r Request) SimulatedFailure() (f *Failure, at Stage, ok bool) {
 	}
 	return nil, "", false
 }
+
+// Refunded reports whether a task that fails with f gets its cost back:
+// the seed's 531 says "Your credits have been refunded".
+func (f *Failure) Refunded() bool { return f.Code == 531 }

@@ -27,25 +27,39 @@ type Callback struct {
 	URL    string
 	// Body is the JSON sent, fixed when the stage commits so that every
 	// attempt sends the same bytes.
-	Body          []byte
-	State         DeliveryState
-	Attempts      int       // attempts recorded so far
+	Body  []byte
+	State DeliveryState
+	// Attempts counts the attempts recorded in the current series: the
+	// automatic one, or the series of the last redelivery (see
+	// Store.RedeliverCallback). It picks the callback's lane and its next
+	// retry delay.
+	Attempts int
+	// Redeliveries counts the manual redeliveries: the current series is
+	// the automatic one while it is 0.
+	Redeliveries  int
 	NextAttemptAt time.Time // zero once final
 	CreatedAt     time.Time
 	FinishedAt    time.Time // when it became delivered or exhausted
-	History       []Attempt // filled by Store.Callbacks only
+	History       []Attempt // filled by Store.Callbacks, Callback and RedeliverCallback only
 }
 
 // Attempt is one POST of a callback and what came of it.
 type Attempt struct {
 	CallbackID string
-	N          int // 1 for the first attempt, 2 for the first retry, ...
+	N          int // in its series: 1 for the first attempt, 2 for the first retry, ...
+	// Redelivery is the series of the attempt: 0 for the automatic one, k
+	// for the attempts of the k-th redelivery. The store sets it: an
+	// attempt belongs to the series its callback was claimed in.
+	Redelivery int
 	StartedAt  time.Time
 	Duration   time.Duration
 	StatusCode int    // 0 when no response arrived
 	Error      string // empty when the attempt succeeded
 	Response   []byte // the first bytes of the answer
 }
+
+// Manual reports whether the attempt was made for a redelivery.
+func (a Attempt) Manual() bool { return a.Redelivery > 0 }
 
 // StageCommit is the outcome of one stage of a task, applied by
 // Store.CommitStage in one transaction together with the callback it sends.
@@ -73,6 +87,15 @@ type StageCommit struct {
 type Store interface {
 	// CreateTask stores t as a new task, due at t.RunAt, which must be set.
 	CreateTask(ctx context.Context, t *Task) error
+	// Submit creates s.Task as CreateTask does, in one transaction with the
+	// use of its idempotency key and the charge of its cost (see
+	// Submission). It fails with ErrIdempotencyConflict or
+	// ErrInsufficientCredits, creating nothing, when the key or the balance
+	// forbid it.
+	Submit(ctx context.Context, s Submission) (Submitted, error)
+	// Credits returns owner's balance, or initial when none of its
+	// submissions has cost anything yet.
+	Credits(ctx context.Context, owner string, initial int) (int, error)
 	// Task returns the task with its tracks, or ErrNotFound.
 	Task(ctx context.Context, id string) (*Task, error)
 
@@ -85,8 +108,9 @@ type Store interface {
 	ExtendTaskLease(ctx context.Context, taskID, owner string, lease time.Duration) error
 	// CommitStage applies c to a task leased by owner, inserts c.Track and
 	// c.Callback (filed under c.TaskID; the callback as pending with no
-	// attempts), and frees the lease. It returns ErrLeaseLost when owner's
-	// lease is gone or the task's status is no longer c.From.
+	// attempts), and frees the lease. When c.Failure is Refunded, the
+	// task's cost goes back to its owner's balance. It returns ErrLeaseLost
+	// when owner's lease is gone or the task's status is no longer c.From.
 	CommitStage(ctx context.Context, owner string, c StageCommit) error
 	// ReleaseTask frees owner's lease and makes the task due at runAt,
 	// without changing its stage: for work handed back at shutdown or
@@ -109,8 +133,10 @@ type Store interface {
 	ClaimCallbacks(ctx context.Context, owner string, lane Lane, limit int, lease time.Duration) ([]*Callback, error)
 	// RecordAttempt stores attempt a of a callback leased by owner, frees
 	// the lease and moves the callback to state: delivered, exhausted, or
-	// pending again until next. It returns ErrLeaseLost when owner's lease
-	// is gone.
+	// pending again until next. An attempt of a callback redelivered while
+	// it was leased is stored in the series it was made in and leaves the
+	// new series as it is. It returns ErrLeaseLost when owner's lease is
+	// gone.
 	RecordAttempt(ctx context.Context, owner string, a Attempt, state DeliveryState, next time.Time) error
 	// DeferCallback hands a callback leased by owner back without an
 	// attempt: it frees the lease and makes the callback due at until,
@@ -128,6 +154,14 @@ type Store interface {
 	// Callbacks returns the callbacks of a task, oldest first, each with
 	// its History of attempts; none (not ErrNotFound) for an unknown task.
 	Callbacks(ctx context.Context, taskID string) ([]*Callback, error)
+	// Callback returns one callback with its History, or ErrNotFound.
+	Callback(ctx context.Context, id string) (*Callback, error)
+	// RedeliverCallback starts a new attempt series of a callback, whatever
+	// its state: pending, due now, no attempts in the series, Redeliveries
+	// one more; the history stays. A callback with an attempt in flight
+	// is claimable again once that attempt is recorded. It returns the
+	// callback as it now is, or ErrNotFound.
+	RedeliverCallback(ctx context.Context, id string) (*Callback, error)
 
 	// Close releases the store's resources.
 	Close() error

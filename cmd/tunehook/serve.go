@@ -84,9 +84,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	var signingKey []byte
-	if cfg.WebhookHMACKey != "" {
-		signingKey = tunehook.SigningKey(cfg.WebhookHMACKey)
+	// The current key first: it alone signs X-Webhook-Signature.
+	var signingKeys [][]byte
+	for _, k := range cfg.WebhookHMACKeys {
+		signingKeys = append(signingKeys, tunehook.SigningKey(k))
 	}
 	// Callback targets are vetted twice: literal hosts at submit, every
 	// resolved address at dial time (names can change their answer).
@@ -100,7 +101,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Transport:   targets.Transport(safedial.TransportOptions{}),
 		Timeout:     cfg.CallbackTimeout,
 		RetryDelays: cfg.CallbackRetryDelays,
-		SigningKey:  signingKey,
+		SigningKeys: signingKeys,
 		Owner:       owner,
 		Logger:      logger,
 	})

@@ -44,10 +44,10 @@ func measureDelivery(ctx context.Context, e *env) (_ Result, err error) {
 	e.cfg.Logger.InfoContext(ctx, "callbacks loaded", "phase", e.phase, "callbacks", n, "took", loaded)
 
 	d, err := worker.NewDispatcher(worker.DispatcherConfig{
-		Store:      e.store,
-		SigningKey: signingKey,
-		Owner:      "bench-dispatcher",
-		Logger:     e.logger,
+		Store:       e.store,
+		SigningKeys: [][]byte{signingKey},
+		Owner:       "bench-dispatcher",
+		Logger:      e.logger,
 	})
 	if err != nil {
 		return Result{}, err

@@ -60,9 +60,12 @@ type DispatcherConfig struct {
 	// number of retries. nil selects 1m, 5m, 15m; an empty non-nil slice
 	// means no retries.
 	RetryDelays []time.Duration
-	// SigningKey signs callbacks (see tunehook.Sign); nil sends them
-	// unsigned.
-	SigningKey []byte
+	// SigningKeys sign callbacks (see tunehook.SignKeys): the current key
+	// first, then the keys being rotated out. Every key signs the Standard
+	// Webhooks header, so that receivers holding any one of them verify
+	// during a rotation; X-Webhook-Signature has room for one signature and
+	// carries the first key's only. Empty: callbacks are sent unsigned.
+	SigningKeys [][]byte
 	// Transport sends the callbacks; nil selects a tuned *http.Transport
 	// that ignores proxy settings.
 	Transport http.RoundTripper
@@ -123,12 +126,15 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		return nil, errors.New("new dispatcher: timeout, concurrency, per-host cap, lease margin and poll interval must not be negative")
 	case slices.ContainsFunc(cfg.RetryDelays, func(d time.Duration) bool { return d < 0 }):
 		return nil, fmt.Errorf("new dispatcher: negative retry delay in %v", cfg.RetryDelays)
+	case slices.ContainsFunc(cfg.SigningKeys, func(k []byte) bool { return len(k) == 0 }):
+		return nil, errors.New("new dispatcher: empty signing key")
 	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, 15*time.Second)
 	if cfg.RetryDelays == nil {
 		cfg.RetryDelays = defaultRetryDelays
 	}
 	cfg.RetryDelays = slices.Clone(cfg.RetryDelays)
+	cfg.SigningKeys = slices.Clone(cfg.SigningKeys)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 1024)
 	cfg.PerHost = cmp.Or(cfg.PerHost, 32)
 	cfg.LeaseMargin = cmp.Or(cfg.LeaseMargin, 15*time.Second)
@@ -306,9 +312,7 @@ func (d *Dispatcher) attempt(ctx context.Context, cb *task.Callback) (a task.Att
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "tunehook/"+tunehook.Version)
-	if d.cfg.SigningKey != nil {
-		tunehook.Sign(req.Header, d.cfg.SigningKey, cb.ID, cb.TaskID, a.StartedAt, cb.Body)
-	}
+	tunehook.SignKeys(req.Header, d.cfg.SigningKeys, cb.ID, cb.TaskID, a.StartedAt, cb.Body)
 	resp, err := d.client.Do(req)
 	if err != nil {
 		a.Error = describeError(err, d.cfg.Timeout)

@@ -98,7 +98,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	dispatcher, err := worker.NewDispatcher(worker.DispatcherConfig{
 		Store:       store,
-		Transport:   targets.Transport(safedial.TransportOptions{}),
+		Targets:     targets,
 		Timeout:     cfg.CallbackTimeout,
 		RetryDelays: cfg.CallbackRetryDelays,
 		SigningKeys: signingKeys,

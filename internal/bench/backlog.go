@@ -67,6 +67,7 @@ func measureBacklog(ctx context.Context, e *env) (_ Result, err error) {
 	d, err := worker.NewDispatcher(worker.DispatcherConfig{
 		Store:       e.store,
 		SigningKeys: [][]byte{signingKey},
+		Targets:     targets,
 		Owner:       "bench-dispatcher",
 		Logger:      e.logger,
 	})

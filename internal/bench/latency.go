@@ -92,6 +92,7 @@ func startPipeline(ctx context.Context, e *env, timeout time.Duration, logger *s
 		Store:       obs,
 		Timeout:     timeout,
 		SigningKeys: [][]byte{signingKey},
+		Targets:     targets,
 		Owner:       "bench-dispatcher",
 		Logger:      logger,
 	})

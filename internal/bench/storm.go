@@ -103,6 +103,7 @@ func measureStorm(ctx context.Context, e *env) (_ Result, err error) {
 		Store:       obs,
 		RetryDelays: e.cfg.StormDelays,
 		SigningKeys: [][]byte{signingKey},
+		Targets:     targets,
 		Owner:       "bench-dispatcher",
 		Logger:      e.quiet(),
 	})

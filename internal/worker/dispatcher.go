@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tunehook/tunehook"
+	"github.com/tunehook/tunehook/internal/safedial"
 	"github.com/tunehook/tunehook/internal/task"
 )
 
@@ -66,8 +67,16 @@ type DispatcherConfig struct {
 	// during a rotation; X-Webhook-Signature has room for one signature and
 	// carries the first key's only. Empty: callbacks are sent unsigned.
 	SigningKeys [][]byte
-	// Transport sends the callbacks; nil selects a tuned *http.Transport
-	// that ignores proxy settings.
+	// Targets says which addresses callbacks may reach, checked at dial
+	// time for every address a host name resolves to. The zero Policy
+	// refuses loopback, private, link-local and every other address that
+	// is not public: set AllowPrivate, or Allow, to reach them (tests on
+	// loopback do). Unused when Transport is set.
+	Targets safedial.Policy
+	// Transport sends the callbacks; nil selects Targets.Transport, tuned
+	// to Concurrency and PerHost, which ignores proxy settings. A
+	// Transport set here replaces the Targets check: keeping callbacks
+	// off private networks is then its job.
 	Transport http.RoundTripper
 	// Owner is the lease owner name of this process.
 	Owner string
@@ -147,7 +156,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg.Jitter = rand.Float64
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = newTransport(cfg.Concurrency, cfg.PerHost)
+		cfg.Transport = cfg.Targets.Transport(safedial.TransportOptions{Conns: cfg.Concurrency, PerHost: cfg.PerHost})
 	}
 	d := &Dispatcher{
 		cfg: cfg,
@@ -191,21 +200,6 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		now:     cfg.Now,
 	}
 	return d, nil
-}
-
-// newTransport returns the default transport: no proxy from the
-// environment (callbacks go straight to their receiver), and as many idle
-// connections per host as there can be attempts to it at once.
-func newTransport(conns, perHost int) *http.Transport {
-	return &http.Transport{
-		DialContext:            (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           conns,
-		MaxIdleConnsPerHost:    perHost,
-		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    10 * time.Second,
-		MaxResponseHeaderBytes: readLimit,
-	}
 }
 
 // Run delivers callbacks until ctx is cancelled. Attempts in flight are

@@ -14,6 +14,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tunehook/tunehook"
+	"github.com/tunehook/tunehook/internal/safedial"
 	"github.com/tunehook/tunehook/internal/task"
 	"github.com/tunehook/tunehook/internal/worker"
 )
@@ -148,6 +150,8 @@ func newDispatcher(t *testing.T, st task.Store, edit func(*worker.DispatcherConf
 		Owner:        "dispatcher-1",
 		PollInterval: 5 * time.Millisecond,
 		Logger:       testLogger(t),
+		// The receivers of these tests listen on loopback.
+		Targets: safedial.Policy{AllowPrivate: true},
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -322,6 +326,52 @@ func TestDispatcherKeyRotation(t *testing.T) {
 		if _, err := tunehook.Verify(tt.header, r.Body, tt.keys, tunehook.VerifyOptions{}); !errors.Is(err, tt.want) {
 			t.Errorf("%s: Verify = %v, want %v", tt.name, err, tt.want)
 		}
+	}
+}
+
+// TestDispatcherTargets checks that a Dispatcher left to its default
+// transport refuses loopback targets, so that a library user cannot forget
+// the SSRF check: the attempt fails without a request, saying why; and
+// that its Targets policy is what the transport enforces.
+func TestDispatcherTargets(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		targets   safedial.Policy
+		wantError string // "": delivered
+	}{
+		{"default", safedial.Policy{},
+			"refused: 127.0.0.1 is a loopback address (set TUNEHOOK_ALLOW_PRIVATE_CALLBACKS=true or TUNEHOOK_CALLBACK_ALLOW_CIDRS to allow it)"},
+		{"https required", safedial.Policy{AllowPrivate: true, RequireHTTPS: true}, safedial.ErrHTTPSRequired.Error()},
+		{"loopback allowed", safedial.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t, nil)
+			rc := newReceiver(t, answer(200, ""))
+			cb := seedCallbacks(t, st, rc.URL+"/cb")[0]
+			start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+				c.Targets = tt.targets
+				c.RetryDelays = []time.Duration{}
+			}).Run)
+
+			var got *task.Callback
+			waitFor(t, "the attempt recorded", func() bool {
+				got = callbackOf(t, st, cb.TaskID, cb.ID)
+				return got.Attempts == 1
+			})
+			if a := got.History[0]; a.Error != tt.wantError {
+				t.Errorf("attempt error = %q, want %q", a.Error, tt.wantError)
+			}
+			wantReqs := 0
+			if tt.wantError == "" {
+				wantReqs = 1
+			}
+			if n := len(rc.Requests("/cb")); n != wantReqs {
+				t.Errorf("receiver got %d requests, want %d", n, wantReqs)
+			}
+		})
 	}
 }
 

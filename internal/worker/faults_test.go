@@ -220,7 +220,7 @@ var receiverFaults = []receiverFault{
 		},
 		// The status line decides: the receiver took the callback, and an
 		// answer cut at the timeout does not undo that.
-		hangs: true, timeout: time.Second, hangsUp: true,
+		hangs: true, timeout: 2 * time.Second, hangsUp: true,
 		wantStatus: 200, wantResponse: "ok.", wantState: task.DeliveryDelivered,
 	},
 	{
@@ -234,7 +234,7 @@ var receiverFaults = []receiverFault{
 				env.trickle(write, "...")
 			}).URL + "/cb"
 		},
-		hangs: true, timeout: time.Second, hangsUp: true,
+		hangs: true, timeout: 2 * time.Second, hangsUp: true,
 		wantStatus: 500, wantError: "HTTP 500", wantResponse: "oops.", wantState: task.DeliveryPending,
 	},
 	{

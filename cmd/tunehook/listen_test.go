@@ -246,25 +246,42 @@ func TestListenBadArguments(t *testing.T) {
 }
 
 // The end-to-end check of signing: the real server signs its callbacks
-// and listen, through the SDK, verifies every one of them.
+// and listen, through the SDK, verifies every one of them. During a key
+// rotation the server signs with both keys, and a receiver holding either
+// one verifies.
 func TestListenVerifiesTheServer(t *testing.T) {
 	t.Parallel()
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	url, out := startListen(t, nil, "--key", secret)
-	srv := startServer(t, t.TempDir(), "TUNEHOOK_WEBHOOK_HMAC_KEY="+secret)
-	taskID := srv.submit(generateBody(url + "/suno-callback"))
-	waitUntil(t, 20*time.Second, "the complete callback arrives", func() bool {
-		return strings.Contains(out.String(), "stage:      complete\n")
-	})
-	blocks := strings.Split(out.String(), "\n--- ")[1:]
-	if len(blocks) != 3 {
-		t.Fatalf("got %d blocks, want 3 (text, first, complete):\n%s", len(blocks), out)
+	tests := []struct {
+		name       string
+		serverKeys string   // TUNEHOOK_WEBHOOK_HMAC_KEY
+		listenKeys []string // one listen per key, each holding that key only
+	}{
+		{"one key", secret, []string{secret}},
+		{"rotation", "new-key," + secret, []string{secret, "new-key"}},
 	}
-	for i, stage := range []string{"text", "first", "complete"} {
-		for _, want := range []string{"stage:      " + stage + "\n", "task:       " + taskID + "\n", "signature:  verified (standard webhooks)\n"} {
-			if !strings.Contains(blocks[i], want) {
-				t.Errorf("block %d:\n%s\nwant it to contain %q", i+1, blocks[i], want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, t.TempDir(), "TUNEHOOK_WEBHOOK_HMAC_KEY="+tt.serverKeys)
+			for _, key := range tt.listenKeys {
+				url, out := startListen(t, nil, "--key", key)
+				taskID := srv.submit(generateBody(url + "/suno-callback"))
+				waitUntil(t, 20*time.Second, "the complete callback arrives", func() bool {
+					return strings.Contains(out.String(), "stage:      complete\n")
+				})
+				blocks := strings.Split(out.String(), "\n--- ")[1:]
+				if len(blocks) != 3 {
+					t.Fatalf("listen with key %q: got %d blocks, want 3 (text, first, complete):\n%s", key, len(blocks), out)
+				}
+				for i, stage := range []string{"text", "first", "complete"} {
+					for _, want := range []string{"stage:      " + stage + "\n", "task:       " + taskID + "\n", "signature:  verified (standard webhooks)\n"} {
+						if !strings.Contains(blocks[i], want) {
+							t.Errorf("listen with key %q, block %d:\n%s\nwant it to contain %q", key, i+1, blocks[i], want)
+						}
+					}
+				}
 			}
-		}
+		})
 	}
 }

@@ -90,9 +90,10 @@ func serveNotify(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	var signingKey []byte
-	if cfg.WebhookHMACKey != "" {
-		signingKey = tunehook.SigningKey(cfg.WebhookHMACKey)
+	// The current key first: it alone signs X-Webhook-Signature.
+	var signingKeys [][]byte
+	for _, k := range cfg.WebhookHMACKeys {
+		signingKeys = append(signingKeys, tunehook.SigningKey(k))
 	}
 	// Callback targets are vetted twice: literal hosts at submit, every
 	// resolved address at dial time (names can change their answer).
@@ -103,10 +104,10 @@ func serveNotify(ctx context.Context, args []string, getenv func(string) string,
 	}
 	dispatcher, err := worker.NewDispatcher(worker.DispatcherConfig{
 		Store:       store,
-		Transport:   targets.Transport(safedial.TransportOptions{}),
+		Targets:     targets,
 		Timeout:     cfg.CallbackTimeout,
 		RetryDelays: cfg.CallbackRetryDelays,
-		SigningKey:  signingKey,
+		SigningKeys: signingKeys,
 		Owner:       owner,
 		Logger:      logger,
 	})

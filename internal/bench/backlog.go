@@ -65,10 +65,11 @@ func measureBacklog(ctx context.Context, e *env) (_ Result, err error) {
 	}
 
 	d, err := worker.NewDispatcher(worker.DispatcherConfig{
-		Store:      e.store,
-		SigningKey: signingKey,
-		Owner:      "bench-dispatcher",
-		Logger:     e.logger,
+		Store:       e.store,
+		SigningKeys: [][]byte{signingKey},
+		Targets:     targets,
+		Owner:       "bench-dispatcher",
+		Logger:      e.logger,
 	})
 	if err != nil {
 		return Result{}, err

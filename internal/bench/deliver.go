@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tunehook/tunehook/internal/safedial"
 	"github.com/tunehook/tunehook/internal/task"
 	"github.com/tunehook/tunehook/internal/worker"
 )
@@ -13,6 +14,10 @@ import (
 // signingKey signs the bench's callbacks, so that the Dispatcher pays for
 // the HMACs it pays for in production.
 var signingKey = []byte("tunehook-bench-signing-key")
+
+// targets lets the Dispatcher reach the bench's receivers, on loopback,
+// through the same checking dialer as in production.
+var targets = safedial.Policy{AllowPrivate: true}
 
 // loadConcurrency is how many stages the Runner that loads the deliver
 // phase's backlog runs at once: enough to overlap the round trips of a
@@ -44,10 +49,11 @@ func measureDelivery(ctx context.Context, e *env) (_ Result, err error) {
 	e.cfg.Logger.InfoContext(ctx, "callbacks loaded", "phase", e.phase, "callbacks", n, "took", loaded)
 
 	d, err := worker.NewDispatcher(worker.DispatcherConfig{
-		Store:      e.store,
-		SigningKey: signingKey,
-		Owner:      "bench-dispatcher",
-		Logger:     e.logger,
+		Store:       e.store,
+		SigningKeys: [][]byte{signingKey},
+		Targets:     targets,
+		Owner:       "bench-dispatcher",
+		Logger:      e.logger,
 	})
 	if err != nil {
 		return Result{}, err

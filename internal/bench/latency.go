@@ -89,11 +89,12 @@ func startPipeline(ctx context.Context, e *env, timeout time.Duration, logger *s
 		return nil, err
 	}
 	dispatcher, err := worker.NewDispatcher(worker.DispatcherConfig{
-		Store:      obs,
-		Timeout:    timeout,
-		SigningKey: signingKey,
-		Owner:      "bench-dispatcher",
-		Logger:     logger,
+		Store:       obs,
+		Timeout:     timeout,
+		SigningKeys: [][]byte{signingKey},
+		Targets:     targets,
+		Owner:       "bench-dispatcher",
+		Logger:      logger,
 	})
 	if err != nil {
 		return nil, err

@@ -102,7 +102,8 @@ func measureStorm(ctx context.Context, e *env) (_ Result, err error) {
 	d, err := worker.NewDispatcher(worker.DispatcherConfig{
 		Store:       obs,
 		RetryDelays: e.cfg.StormDelays,
-		SigningKey:  signingKey,
+		SigningKeys: [][]byte{signingKey},
+		Targets:     targets,
 		Owner:       "bench-dispatcher",
 		Logger:      e.quiet(),
 	})

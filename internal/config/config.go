@@ -39,13 +39,10 @@ type Config struct {
 	// WebhookHMACKeys sign callbacks: the first is the current key, and
 	// during a rotation every one of them signs. Empty: unsigned.
 	WebhookHMACKeys []string
-	// WebhookHMACKey is the current key, WebhookHMACKeys[0] (empty when
-	// unsigned), for signers that know one key only.
-	WebhookHMACKey string
-	Simulation     bool
-	SynthDelays    [3]time.Duration // pauses before text, first, complete
-	SynthDuration  time.Duration    // 0: each track lasts 2 to 4 minutes
-	Dev            bool
+	Simulation      bool
+	SynthDelays     [3]time.Duration // pauses before text, first, complete
+	SynthDuration   time.Duration    // 0: each track lasts 2 to 4 minutes
+	Dev             bool
 	// Credits is every API key's starting balance; nil: credits are off,
 	// and keys are unlimited.
 	Credits        *int
@@ -190,9 +187,6 @@ var settings = []setting{
 				}
 			}
 			c.WebhookHMACKeys = append(c.WebhookHMACKeys, k)
-		}
-		if len(c.WebhookHMACKeys) > 0 {
-			c.WebhookHMACKey = c.WebhookHMACKeys[0]
 		}
 		return nil
 	}},

@@ -21,11 +21,15 @@ type Resolver interface {
 // TransportOptions tunes the Transport of a Policy. The zero value of every
 // field selects its default.
 type TransportOptions struct {
-	// Conns is how many requests are in flight at once (the Dispatcher's
-	// concurrency): that many idle connections are kept per host, twice
-	// that in all, so that a receiver that gets every callback needs no new
-	// connection for each. Default 64.
+	// Conns is how many idle connections are kept in all: as many as
+	// there are attempts in flight at once (the Dispatcher's concurrency),
+	// so that receivers answering every attempt need no new connection for
+	// each. Default 1024.
 	Conns int
+	// PerHost is how many of them are kept per host: as many as there are
+	// attempts to one host at once (the Dispatcher's per-host cap).
+	// Default 32.
+	PerHost int
 	// Resolver resolves callback host names; default net.DefaultResolver.
 	Resolver Resolver
 }
@@ -39,7 +43,6 @@ type TransportOptions struct {
 // from the environment are ignored, and under RequireHTTPS a plain http
 // request fails with ErrHTTPSRequired.
 func (p Policy) Transport(opts TransportOptions) *http.Transport {
-	conns := cmp.Or(opts.Conns, 64)
 	d := &dialer{policy: p, resolver: opts.Resolver, net: net.Dialer{KeepAlive: 30 * time.Second}}
 	if d.resolver == nil {
 		d.resolver = net.DefaultResolver
@@ -50,8 +53,8 @@ func (p Policy) Transport(opts TransportOptions) *http.Transport {
 		Proxy:                  nil,
 		DialContext:            d.dialContext,
 		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           2 * conns,
-		MaxIdleConnsPerHost:    conns,
+		MaxIdleConns:           cmp.Or(opts.Conns, 1024),
+		MaxIdleConnsPerHost:    cmp.Or(opts.PerHost, 32),
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    10 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,

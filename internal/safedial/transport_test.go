@@ -347,13 +347,13 @@ func TestTransportResolveError(t *testing.T) {
 func TestTransportSettings(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		conns, wantPerHost, wantIdle int
+		conns, perHost, wantIdle, wantPerHost int
 	}{
-		{0, 64, 128},
-		{8, 8, 16},
+		{0, 0, 1024, 32},
+		{16, 8, 16, 8},
 	}
 	for _, tt := range tests {
-		tr := Policy{}.Transport(TransportOptions{Conns: tt.conns})
+		tr := Policy{}.Transport(TransportOptions{Conns: tt.conns, PerHost: tt.perHost})
 		checks := []struct {
 			name      string
 			got, want any
@@ -367,7 +367,7 @@ func TestTransportSettings(t *testing.T) {
 		}
 		for _, c := range checks {
 			if c.got != c.want {
-				t.Errorf("conns %d: %s: got %v, want %v", tt.conns, c.name, c.got, c.want)
+				t.Errorf("conns %d, per host %d: %s: got %v, want %v", tt.conns, tt.perHost, c.name, c.got, c.want)
 			}
 		}
 	}

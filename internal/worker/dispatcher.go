@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tunehook/tunehook"
+	"github.com/tunehook/tunehook/internal/safedial"
 	"github.com/tunehook/tunehook/internal/task"
 )
 
@@ -60,11 +61,22 @@ type DispatcherConfig struct {
 	// number of retries. nil selects 1m, 5m, 15m; an empty non-nil slice
 	// means no retries.
 	RetryDelays []time.Duration
-	// SigningKey signs callbacks (see tunehook.Sign); nil sends them
-	// unsigned.
-	SigningKey []byte
-	// Transport sends the callbacks; nil selects a tuned *http.Transport
-	// that ignores proxy settings.
+	// SigningKeys sign callbacks (see tunehook.SignKeys): the current key
+	// first, then the keys being rotated out. Every key signs the Standard
+	// Webhooks header, so that receivers holding any one of them verify
+	// during a rotation; X-Webhook-Signature has room for one signature and
+	// carries the first key's only. Empty: callbacks are sent unsigned.
+	SigningKeys [][]byte
+	// Targets says which addresses callbacks may reach, checked at dial
+	// time for every address a host name resolves to. The zero Policy
+	// refuses loopback, private, link-local and every other address that
+	// is not public: set AllowPrivate, or Allow, to reach them (tests on
+	// loopback do). Unused when Transport is set.
+	Targets safedial.Policy
+	// Transport sends the callbacks; nil selects Targets.Transport, tuned
+	// to Concurrency and PerHost, which ignores proxy settings. A
+	// Transport set here replaces the Targets check: keeping callbacks
+	// off private networks is then its job.
 	Transport http.RoundTripper
 	// Owner is the lease owner name of this process.
 	Owner string
@@ -123,12 +135,15 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		return nil, errors.New("new dispatcher: timeout, concurrency, per-host cap, lease margin and poll interval must not be negative")
 	case slices.ContainsFunc(cfg.RetryDelays, func(d time.Duration) bool { return d < 0 }):
 		return nil, fmt.Errorf("new dispatcher: negative retry delay in %v", cfg.RetryDelays)
+	case slices.ContainsFunc(cfg.SigningKeys, func(k []byte) bool { return len(k) == 0 }):
+		return nil, errors.New("new dispatcher: empty signing key")
 	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, 15*time.Second)
 	if cfg.RetryDelays == nil {
 		cfg.RetryDelays = defaultRetryDelays
 	}
 	cfg.RetryDelays = slices.Clone(cfg.RetryDelays)
+	cfg.SigningKeys = slices.Clone(cfg.SigningKeys)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 1024)
 	cfg.PerHost = cmp.Or(cfg.PerHost, 32)
 	cfg.LeaseMargin = cmp.Or(cfg.LeaseMargin, 15*time.Second)
@@ -141,7 +156,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		cfg.Jitter = rand.Float64
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = newTransport(cfg.Concurrency, cfg.PerHost)
+		cfg.Transport = cfg.Targets.Transport(safedial.TransportOptions{Conns: cfg.Concurrency, PerHost: cfg.PerHost})
 	}
 	d := &Dispatcher{
 		cfg: cfg,
@@ -185,21 +200,6 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		now:     cfg.Now,
 	}
 	return d, nil
-}
-
-// newTransport returns the default transport: no proxy from the
-// environment (callbacks go straight to their receiver), and as many idle
-// connections per host as there can be attempts to it at once.
-func newTransport(conns, perHost int) *http.Transport {
-	return &http.Transport{
-		DialContext:            (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           conns,
-		MaxIdleConnsPerHost:    perHost,
-		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    10 * time.Second,
-		MaxResponseHeaderBytes: readLimit,
-	}
 }
 
 // Run delivers callbacks until ctx is cancelled. Attempts in flight are
@@ -306,9 +306,7 @@ func (d *Dispatcher) attempt(ctx context.Context, cb *task.Callback) (a task.Att
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "tunehook/"+tunehook.Version)
-	if d.cfg.SigningKey != nil {
-		tunehook.Sign(req.Header, d.cfg.SigningKey, cb.ID, cb.TaskID, a.StartedAt, cb.Body)
-	}
+	tunehook.SignKeys(req.Header, d.cfg.SigningKeys, cb.ID, cb.TaskID, a.StartedAt, cb.Body)
 	resp, err := d.client.Do(req)
 	if err != nil {
 		a.Error = describeError(err, d.cfg.Timeout)

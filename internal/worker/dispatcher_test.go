@@ -8,11 +8,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tunehook/tunehook"
+	"github.com/tunehook/tunehook/internal/safedial"
 	"github.com/tunehook/tunehook/internal/task"
 	"github.com/tunehook/tunehook/internal/worker"
 )
@@ -147,6 +150,8 @@ func newDispatcher(t *testing.T, st task.Store, edit func(*worker.DispatcherConf
 		Owner:        "dispatcher-1",
 		PollInterval: 5 * time.Millisecond,
 		Logger:       testLogger(t),
+		// The receivers of these tests listen on loopback.
+		Targets: safedial.Policy{AllowPrivate: true},
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -217,7 +222,7 @@ func TestDispatcherDelivers(t *testing.T) {
 			before := time.Now()
 			stop := start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
 				if tt.secret != "" {
-					c.SigningKey = tunehook.SigningKey(tt.secret)
+					c.SigningKeys = [][]byte{tunehook.SigningKey(tt.secret)}
 				}
 			}).Run)
 			got := waitState(t, st, cb, task.DeliveryDelivered)
@@ -277,6 +282,94 @@ func TestDispatcherDelivers(t *testing.T) {
 			}
 			if a.StartedAt.Before(before.Truncate(time.Millisecond)) || a.StartedAt.After(after) || a.Duration <= 0 {
 				t.Errorf("attempt started %v and took %v, want from %v to %v and > 0", a.StartedAt, a.Duration, before, after)
+			}
+		})
+	}
+}
+
+// TestDispatcherKeyRotation signs with a new and an old key, as during a
+// rotation: receivers holding only the old key and only the new one both
+// verify the Standard Webhooks signature with the SDK, while the legacy
+// X-Webhook-Signature, which has room for one signature, is the new key's.
+func TestDispatcherKeyRotation(t *testing.T) {
+	t.Parallel()
+	newKey, oldKey := []byte("new-key"), tunehook.SigningKey("whsec_b2xkLWtleQ==")
+	st := openStore(t, nil)
+	rc := newReceiver(t, answer(200, ""))
+	cb := seedCallbacks(t, st, rc.URL+"/cb")[0]
+	start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+		c.SigningKeys = [][]byte{newKey, oldKey}
+	}).Run)
+	waitState(t, st, cb, task.DeliveryDelivered)
+	r := rc.Requests("/cb")[0]
+
+	if sigs := strings.Fields(r.Header.Get(tunehook.HeaderWebhookSignature)); len(sigs) != 2 {
+		t.Errorf("webhook-signature = %q, want two signatures", sigs)
+	}
+	legacy := r.Header.Clone()
+	for _, h := range []string{tunehook.HeaderWebhookID, tunehook.HeaderWebhookTimestamp, tunehook.HeaderWebhookSignature} {
+		legacy.Del(h)
+	}
+	tests := []struct {
+		name   string
+		header http.Header
+		keys   [][]byte
+		want   error
+	}{
+		{"standard, old key only", r.Header, [][]byte{oldKey}, nil},
+		{"standard, new key only", r.Header, [][]byte{newKey}, nil},
+		{"standard, another key", r.Header, [][]byte{[]byte("another")}, tunehook.ErrBadSignature},
+		{"legacy, new key only", legacy, [][]byte{newKey}, nil},
+		{"legacy, old key only", legacy, [][]byte{oldKey}, tunehook.ErrBadSignature},
+	}
+	for _, tt := range tests {
+		if _, err := tunehook.Verify(tt.header, r.Body, tt.keys, tunehook.VerifyOptions{}); !errors.Is(err, tt.want) {
+			t.Errorf("%s: Verify = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestDispatcherTargets checks that a Dispatcher left to its default
+// transport refuses loopback targets, so that a library user cannot forget
+// the SSRF check: the attempt fails without a request, saying why; and
+// that its Targets policy is what the transport enforces.
+func TestDispatcherTargets(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		targets   safedial.Policy
+		wantError string // "": delivered
+	}{
+		{"default", safedial.Policy{},
+			"refused: 127.0.0.1 is a loopback address (set TUNEHOOK_ALLOW_PRIVATE_CALLBACKS=true or TUNEHOOK_CALLBACK_ALLOW_CIDRS to allow it)"},
+		{"https required", safedial.Policy{AllowPrivate: true, RequireHTTPS: true}, safedial.ErrHTTPSRequired.Error()},
+		{"loopback allowed", safedial.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t, nil)
+			rc := newReceiver(t, answer(200, ""))
+			cb := seedCallbacks(t, st, rc.URL+"/cb")[0]
+			start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+				c.Targets = tt.targets
+				c.RetryDelays = []time.Duration{}
+			}).Run)
+
+			var got *task.Callback
+			waitFor(t, "the attempt recorded", func() bool {
+				got = callbackOf(t, st, cb.TaskID, cb.ID)
+				return got.Attempts == 1
+			})
+			if a := got.History[0]; a.Error != tt.wantError {
+				t.Errorf("attempt error = %q, want %q", a.Error, tt.wantError)
+			}
+			wantReqs := 0
+			if tt.wantError == "" {
+				wantReqs = 1
+			}
+			if n := len(rc.Requests("/cb")); n != wantReqs {
+				t.Errorf("receiver got %d requests, want %d", n, wantReqs)
 			}
 		})
 	}
@@ -360,7 +453,7 @@ func TestDispatcherFailures(t *testing.T) {
 			stop := start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
 				c.RetryDelays = tt.delays
 				c.Timeout = cmp.Or(tt.timeout, 5*time.Second)
-				c.SigningKey = key
+				c.SigningKeys = [][]byte{key}
 				c.Jitter = func() float64 { return 0.5 }
 			}).Run)
 			got := waitState(t, st, cb, task.DeliveryExhausted)
@@ -609,6 +702,7 @@ func TestNewDispatcher(t *testing.T) {
 		{"negative timeout", func(c *worker.DispatcherConfig) { c.Timeout = -time.Second }, true},
 		{"negative per-host cap", func(c *worker.DispatcherConfig) { c.PerHost = -1 }, true},
 		{"negative retry delay", func(c *worker.DispatcherConfig) { c.RetryDelays = []time.Duration{time.Second, -time.Second} }, true},
+		{"empty signing key", func(c *worker.DispatcherConfig) { c.SigningKeys = [][]byte{[]byte("new"), {}} }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T, clock *Clock) task.Store) {
 		{"NextCallbackDue", testNextCallbackDue},
 		{"CallbacksOrder", testCallbacksOrder},
 		{"CallbacksIndependent", testCallbacksIndependent},
+		{"Stats", testStats},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,3 +40,13 @@ var (
 	// ErrLocked means another process holds the database (SQLite only).
 	ErrLocked = errors.New("database in use by another process")
 )
+
+// Codes of the request-level behaviours of the providers' service, which
+// tunehook reproduces on request.
+const (
+	// CodeRateLimited answers a key that submits too often.
+	CodeRateLimited = 430
+	// CodeMaintenance answers every API call while the server is in
+	// maintenance mode.
+	CodeMaintenance = 455
+)

@@ -65,4 +65,3 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return nil
 }
-

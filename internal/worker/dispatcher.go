@@ -100,6 +100,21 @@ type DispatcherConfig struct {
 	// Jitter returns a number in [0, 1); a retry or a deferral waits its
 	// delay d plus d*0.1*Jitter(). Default: math/rand/v2.Float64.
 	Jitter func() float64
+	// OnAttempt, when set, is called after every attempt made, recorded or
+	// not: for metrics. It must be quick and safe for concurrent use.
+	OnAttempt func(AttemptEvent)
+}
+
+// AttemptEvent is a callback attempt a Dispatcher made.
+type AttemptEvent struct {
+	TaskID     string
+	CallbackID string
+	Stage      task.Stage
+	// State is the callback's state after the attempt: delivered,
+	// exhausted, or pending when the attempt failed and a retry follows.
+	State      task.DeliveryState
+	StatusCode int // 0 when no answer arrived
+	Took       time.Duration
 }
 
 // Dispatcher delivers callbacks: it claims due ones, POSTs each to its URL,
@@ -222,6 +237,9 @@ func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
 	d.hosts.release(host, a.Duration, a.StatusCode != 0)
 
 	state, next := d.outcome(a, retryAfter)
+	if d.cfg.OnAttempt != nil {
+		d.cfg.OnAttempt(AttemptEvent{TaskID: cb.TaskID, CallbackID: cb.ID, Stage: cb.Stage, State: state, StatusCode: a.StatusCode, Took: a.Duration})
+	}
 	// Recorded while the lease lasts, through a database restart if need
 	// be: an attempt that is not recorded is made again, and a delivered
 	// one would reach the receiver twice. The lease outlives the attempt

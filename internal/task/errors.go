@@ -50,3 +50,6 @@ const (
 	// maintenance mode.
 	CodeMaintenance = 455
 )
+
+// CodeUnavailable answers a readiness probe while the database does not.
+const CodeUnavailable = 503

@@ -48,8 +48,10 @@ func TestMain(m *testing.M) {
 const testKey = "test-key-0123456789"
 
 // baseEnv is the environment every test server starts with: fast stages,
-// short tracks and a scaled retry schedule. Tests override entries.
+// short tracks, a scaled retry schedule, and no rate limit (tests submit
+// hundreds of tasks in a burst). Tests override entries.
 var baseEnv = map[string]string{
+	"TUNEHOOK_RATE_LIMIT":              "off",
 	"TUNEHOOK_ADDR":                    "127.0.0.1:0",
 	"TUNEHOOK_API_KEYS":                testKey,
 	"TUNEHOOK_ALLOW_PRIVATE_CALLBACKS": "true",

@@ -108,6 +108,12 @@ type server struct {
 // answers /healthz.
 func startServer(t *testing.T, dataDir string, overrides ...string) *server {
 	t.Helper()
+	return startServerArgs(t, dataDir, nil, overrides...)
+}
+
+// startServerArgs is startServer with flags after "tunehook serve".
+func startServerArgs(t *testing.T, dataDir string, args []string, overrides ...string) *server {
+	t.Helper()
 	env := map[string]string{"TUNEHOOK_DATA_DIR": dataDir}
 	for k, v := range baseEnv {
 		env[k] = v
@@ -116,7 +122,7 @@ func startServer(t *testing.T, dataDir string, overrides ...string) *server {
 		k, v, _ := strings.Cut(o, "=")
 		env[k] = v
 	}
-	cmd := exec.Command(binary, "serve")
+	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TUNEHOOK_") {
 			cmd.Env = append(cmd.Env, kv)

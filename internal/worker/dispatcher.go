@@ -100,8 +100,9 @@ type DispatcherConfig struct {
 	// Jitter returns a number in [0, 1); a retry or a deferral waits its
 	// delay d plus d*0.1*Jitter(). Default: math/rand/v2.Float64.
 	Jitter func() float64
-	// OnAttempt, when set, is called after every attempt made, recorded or
-	// not: for metrics. It must be quick and safe for concurrent use.
+	// OnAttempt, when set, is called after every attempt made, once it is
+	// recorded (or its recording failed): for metrics. It must be quick
+	// and safe for concurrent use.
 	OnAttempt func(AttemptEvent)
 }
 
@@ -237,9 +238,6 @@ func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
 	d.hosts.release(host, a.Duration, a.StatusCode != 0)
 
 	state, next := d.outcome(a, retryAfter)
-	if d.cfg.OnAttempt != nil {
-		d.cfg.OnAttempt(AttemptEvent{TaskID: cb.TaskID, CallbackID: cb.ID, Stage: cb.Stage, State: state, StatusCode: a.StatusCode, Took: a.Duration})
-	}
 	// Recorded while the lease lasts, through a database restart if need
 	// be: an attempt that is not recorded is made again, and a delivered
 	// one would reach the receiver twice. The lease outlives the attempt
@@ -247,6 +245,9 @@ func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
 	err := persist(ctx, d.cfg.LeaseMargin/2, func(ctx context.Context) error {
 		return d.cfg.Store.RecordAttempt(ctx, d.cfg.Owner, a, state, next)
 	})
+	if d.cfg.OnAttempt != nil {
+		d.cfg.OnAttempt(AttemptEvent{TaskID: cb.TaskID, CallbackID: cb.ID, Stage: cb.Stage, State: state, StatusCode: a.StatusCode, Took: a.Duration})
+	}
 
 	log := d.cfg.Logger
 	attrs := []any{

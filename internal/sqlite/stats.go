@@ -9,8 +9,9 @@ import (
 
 // Stats counts tasks by status and callbacks by state, and measures how
 // long the oldest claimable task and callback have been due. The counts
-// read every row (there is no index on status or state): about a
-// millisecond per ten thousand rows, fine at the rate metrics are scraped.
+// read every row (there is no index on status or state): 0.05 to 0.3 s per
+// 100,000 tasks on a busy 2-core machine, on the read pool, once per
+// scrape. An index on status would cut it to about 10 ms.
 func (s *Store) Stats(ctx context.Context) (task.Stats, error) {
 	st := task.Stats{Tasks: map[task.Status]int{}, Callbacks: map[task.DeliveryState]int{}}
 	if err := s.countBy(ctx, `SELECT status, count(*) FROM tasks GROUP BY status`, func(k string, n int) {

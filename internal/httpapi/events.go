@@ -40,10 +40,9 @@ func handleEvents(store task.Store, links payload.Links, waits *waiters, keepAli
 		defer waits.release()
 
 		rc := http.NewResponseController(w)
-		// The server's read timeout would otherwise cancel a stream that
-		// outlives it: net/http treats it as the client going away. The
-		// write deadline goes too, for a server that sets one.
-		_ = rc.SetReadDeadline(time.Time{})
+		// A server's WriteTimeout would cut the stream short; keep-alives
+		// and the client's disconnection bound it instead. (Its
+		// ReadTimeout does not apply once the handler runs.)
 		_ = rc.SetWriteDeadline(time.Time{})
 		h := w.Header()
 		h.Set("Content-Type", "text/event-stream")

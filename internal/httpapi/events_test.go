@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -268,6 +269,30 @@ func TestReached(t *testing.T) {
 				(v.Text == task.Text{}) != (i == 0 || tt.t.Text == task.Text{}) {
 				t.Errorf("%s: asOf %s = %+v", tt.name, s, v)
 			}
+		}
+	}
+}
+
+// A stream outlives the server's WriteTimeout.
+func TestEventsOutliveWriteTimeout(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(c *Config) { c.KeepAlive = 20 * time.Millisecond })
+	// A second server on the same store, with a short write timeout.
+	h, err := NewServer(Config{Store: s.store, Media: s.media, Keys: []string{testKey}, KeepAlive: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	id := s.createTask(t, testKey, validBody)
+	ev := (&testServer{url: srv.URL}).openEvents(t, testKey, id)
+	ev.wantStatus(t, id, task.StatusPending, -1, 0)
+	deadline := time.Now().Add(500 * time.Millisecond) // five write timeouts
+	for time.Now().Before(deadline) {
+		if got, ok := ev.next(t); !ok || got.comment != "keep-alive" {
+			t.Fatalf("got %+v (stream open %v), want the stream to go on", got, ok)
 		}
 	}
 }

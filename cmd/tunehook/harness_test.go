@@ -48,8 +48,10 @@ func TestMain(m *testing.M) {
 const testKey = "test-key-0123456789"
 
 // baseEnv is the environment every test server starts with: fast stages,
-// short tracks and a scaled retry schedule. Tests override entries.
+// short tracks, a scaled retry schedule, and no rate limit (tests submit
+// hundreds of tasks in a burst). Tests override entries.
 var baseEnv = map[string]string{
+	"TUNEHOOK_RATE_LIMIT":              "off",
 	"TUNEHOOK_ADDR":                    "127.0.0.1:0",
 	"TUNEHOOK_API_KEYS":                testKey,
 	"TUNEHOOK_ALLOW_PRIVATE_CALLBACKS": "true",
@@ -106,6 +108,12 @@ type server struct {
 // answers /healthz.
 func startServer(t *testing.T, dataDir string, overrides ...string) *server {
 	t.Helper()
+	return startServerArgs(t, dataDir, nil, overrides...)
+}
+
+// startServerArgs is startServer with flags after "tunehook serve".
+func startServerArgs(t *testing.T, dataDir string, args []string, overrides ...string) *server {
+	t.Helper()
 	env := map[string]string{"TUNEHOOK_DATA_DIR": dataDir}
 	for k, v := range baseEnv {
 		env[k] = v
@@ -114,7 +122,7 @@ func startServer(t *testing.T, dataDir string, overrides ...string) *server {
 		k, v, _ := strings.Cut(o, "=")
 		env[k] = v
 	}
-	cmd := exec.Command(binary, "serve")
+	cmd := exec.Command(binary, append([]string{"serve"}, args...)...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TUNEHOOK_") {
 			cmd.Env = append(cmd.Env, kv)

@@ -23,6 +23,7 @@ import (
 	"github.com/tunehook/tunehook/internal/config"
 	"github.com/tunehook/tunehook/internal/httpapi"
 	"github.com/tunehook/tunehook/internal/media"
+	"github.com/tunehook/tunehook/internal/metrics"
 	"github.com/tunehook/tunehook/internal/payload"
 	"github.com/tunehook/tunehook/internal/postgres"
 	"github.com/tunehook/tunehook/internal/safedial"
@@ -51,12 +52,28 @@ func serveNotify(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	temporary := cfg.DataDir == ""
+	if temporary {
+		// --dev without a data dir: a sandbox that starts empty and leaves
+		// nothing behind. Removed after the store is closed (defers run
+		// last in, first out).
+		dir, err := os.MkdirTemp("", "tunehook-dev-")
+		if err != nil {
+			return fmt.Errorf("create temporary data dir: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = dir
+		cfg.MediaDir = cmp.Or(cfg.MediaDir, filepath.Join(dir, "media"))
+	}
 
 	store, storeName, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if temporary {
+		storeName += " (temporary: removed at exit)"
+	}
 	mediaStore, err := media.NewDir(cfg.MediaDir)
 	if err != nil {
 		return err
@@ -78,6 +95,8 @@ func serveNotify(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	owner := instanceName()
+	stats := metrics.New(store, logger)
+	changes := httpapi.NewChanges()
 	runner, err := worker.NewRunner(worker.RunnerConfig{
 		Store:      store,
 		Engine:     engine,
@@ -85,7 +104,11 @@ func serveNotify(ctx context.Context, args []string, getenv func(string) string,
 		Delays:     cfg.SynthDelays,
 		Simulation: cfg.Simulation,
 		Owner:      owner,
-		Logger:     logger,
+		OnStage: func(e worker.StageEvent) {
+			stats.ObserveStage(e)
+			changes.Notify(e.TaskID)
+		},
+		Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -109,11 +132,13 @@ func serveNotify(ctx context.Context, args []string, getenv func(string) string,
 		RetryDelays: cfg.CallbackRetryDelays,
 		SigningKeys: signingKeys,
 		Owner:       owner,
+		OnAttempt:   stats.ObserveAttempt,
 		Logger:      logger,
 	})
 	if err != nil {
 		return err
 	}
+	stopping := make(chan struct{})
 	handler, err := httpapi.NewServer(httpapi.Config{
 		Store:            store,
 		Media:            mediaStore,
@@ -123,6 +148,11 @@ func serveNotify(ctx context.Context, args []string, getenv func(string) string,
 		CheckCallbackURL: targets.CheckURL,
 		IdempotencyTTL:   cfg.IdempotencyTTL,
 		Credits:          creditPolicy(cfg),
+		RateLimit:        httpapi.RateLimit{Requests: cfg.RateLimitRequests, Per: cfg.RateLimitPer},
+		Maintenance:      cfg.Maintenance,
+		Changes:          changes,
+		Stop:             stopping,
+		Metrics:          stats.Handler(),
 		Logger:           logger,
 	})
 	if err != nil {
@@ -135,6 +165,9 @@ func serveNotify(ctx context.Context, args []string, getenv func(string) string,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for every request, and long-polls and event streams
+	// would hold it for up to their end: they end when it begins.
+	srv.RegisterOnShutdown(func() { close(stopping) })
 
 	printBanner(stdout, cfg, "http://"+reachable(ln.Addr()), links.PublicURL, storeName, keys)
 	logger.Info("serving", "addr", ln.Addr().String(), "public_url", links.PublicURL, "owner", owner,
@@ -253,15 +286,22 @@ func printBanner(w io.Writer, cfg config.Config, listenURL, publicURL, storeName
 	}
 	fmt.Fprintf(w, "  database: %s\n", storeName)
 	fmt.Fprintf(w, "  media:    %s\n", cfg.MediaDir)
-	if keys.fresh {
+	if keys.fresh || cfg.Dev {
+		// A sandbox's key is shown every time: it guards nothing of value.
 		key = keys.accepted[0]
 		fmt.Fprintf(w, "  API key:  %s  (%s)\n", key, keys.source)
 	} else {
 		fmt.Fprintf(w, "  API key:  %s\n", keys.source)
 	}
+	if cfg.Dev {
+		fmt.Fprintf(w, "  sandbox:  simulation on: put tunehook:fail:501, tunehook:fail:400@first or tunehook:slow in a prompt\n")
+	}
 	fmt.Fprintf(w, "  try:      curl -s %s/api/v1/generate -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' \\\n"+
 		"              -d '{\"customMode\":false,\"instrumental\":false,\"model\":\"V5\",\"prompt\":\"a calm piano song about the sea\",\"callBackUrl\":\"https://example.com/callback\"}'\n",
 		publicURL, key)
+	if cfg.Dev {
+		fmt.Fprintf(w, "  poll:     curl -s '%s/api/v1/generate/record-info?taskId=TASK_ID&wait=30' -H \"Authorization: Bearer %s\"\n", publicURL, key)
+	}
 }
 
 // reachable turns a listener address into one a client can use: an

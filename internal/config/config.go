@@ -21,7 +21,9 @@ import (
 
 // Config is every setting of tunehook serve.
 type Config struct {
-	Addr        string
+	Addr string
+	// DataDir is empty under --dev when no data dir is given: serve then
+	// uses a temporary directory, removed at exit.
 	DataDir     string
 	DatabaseURL string // empty: SQLite in DataDir
 	MediaDir    string
@@ -48,6 +50,11 @@ type Config struct {
 	Credits        *int
 	CreditsPerTask int           // the cost of one task, when credits are on
 	IdempotencyTTL time.Duration // how long an Idempotency-Key is kept
+	// RateLimitRequests submits per RateLimitPer are allowed to each key;
+	// 0 means no limit.
+	RateLimitRequests int
+	RateLimitPer      time.Duration
+	Maintenance       bool
 }
 
 // A setting is one row of the configuration table: its flag, its variable,
@@ -190,7 +197,7 @@ var settings = []setting{
 		}
 		return nil
 	}},
-	{"simulation", "TUNEHOOK_SIMULATION", "false", "true", "honour tunehook:fail:CODE tokens in prompts", func(c *Config, v string) error {
+	{"simulation", "TUNEHOOK_SIMULATION", "false", "true", "honour the tunehook:fail:CODE and tunehook:slow tokens in prompts, styles and titles", func(c *Config, v string) error {
 		b, err := parseBool(v)
 		c.Simulation = b
 		return err
@@ -232,6 +239,42 @@ var settings = []setting{
 		c.IdempotencyTTL = d
 		return err
 	}},
+
+	{"rate-limit", "TUNEHOOK_RATE_LIMIT", "20/10s", "", "submits allowed to each key, as `N/DURATION` (counted per instance); off or 0: no limit", func(c *Config, v string) error {
+		n, per, err := parseRateLimit(v)
+		c.RateLimitRequests, c.RateLimitPer = n, per
+		return err
+	}},
+	{"maintenance", "TUNEHOOK_MAINTENANCE", "false", "", "answer every /api/v1 call with code 455 (maintenance)", func(c *Config, v string) error {
+		b, err := parseBool(v)
+		c.Maintenance = b
+		return err
+	}},
+}
+
+// maxRateLimit bounds N of a rate limit: the limiter keeps the time of
+// each of the last N submits of every key.
+const maxRateLimit = 10000
+
+// parseRateLimit reads "N/DURATION", or "off" or "0" for no limit (0, 0).
+func parseRateLimit(v string) (int, time.Duration, error) {
+	if v == "off" || v == "0" {
+		return 0, 0, nil
+	}
+	const want = "want N/DURATION, such as 20/10s, or off"
+	ns, ds, ok := strings.Cut(v, "/")
+	n, err := strconv.Atoi(strings.TrimSpace(ns))
+	if !ok || err != nil {
+		return 0, 0, errors.New(want)
+	}
+	if n < 1 || n > maxRateLimit {
+		return 0, 0, fmt.Errorf("%s; N from 1 to %d", want, maxRateLimit)
+	}
+	per, err := parseDuration(strings.TrimSpace(ds), time.Millisecond, 24*time.Hour)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", want, err)
+	}
+	return n, per, nil
 }
 
 // Load reads the settings of command (such as "tunehook serve") from args
@@ -241,7 +284,7 @@ var settings = []setting{
 func Load(command string, args []string, getenv func(string) string, output io.Writer) (Config, error) {
 	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	fs.SetOutput(output)
-	dev := fs.Bool("dev", false, "sandbox preset: private callbacks allowed, simulation on, short stages and tracks")
+	dev := fs.Bool("dev", false, "sandbox preset: a temporary data dir (unless one is given), private callbacks allowed, simulation on, short stages and tracks")
 	values := make([]flagValue, len(settings))
 	for i, s := range settings {
 		usage := fmt.Sprintf("%s (env %s", s.usage, s.env)
@@ -280,7 +323,12 @@ func Load(command string, args []string, getenv func(string) string, output io.W
 			return Config{}, fmt.Errorf("%s: invalid value %s: %w", source, shown, err)
 		}
 	}
-	if c.MediaDir == "" {
+	if c.Dev && !given["data-dir"] && getenv("TUNEHOOK_DATA_DIR") == "" {
+		// The sandbox starts from nothing each time: serve makes a
+		// temporary data dir.
+		c.DataDir = ""
+	}
+	if c.MediaDir == "" && c.DataDir != "" {
 		c.MediaDir = filepath.Join(c.DataDir, "media")
 	}
 	return c, nil

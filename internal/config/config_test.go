@@ -29,6 +29,8 @@ func TestLoadDefaults(t *testing.T) {
 		SynthDelays:         [3]time.Duration{10 * time.Second, 25 * time.Second, 30 * time.Second},
 		CreditsPerTask:      10,
 		IdempotencyTTL:      24 * time.Hour,
+		RateLimitRequests:   20,
+		RateLimitPer:        10 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v,\nwant %+v", c, want)
@@ -56,6 +58,8 @@ func TestLoadEveryName(t *testing.T) {
 		"TUNEHOOK_CREDITS":                 "0",
 		"TUNEHOOK_CREDITS_PER_TASK":        "25",
 		"TUNEHOOK_IDEMPOTENCY_TTL":         "48h",
+		"TUNEHOOK_RATE_LIMIT":              "5/1m",
+		"TUNEHOOK_MAINTENANCE":             "true",
 	}
 	c, err := Load("tunehook serve", nil, env(e), io.Discard)
 	if err != nil {
@@ -80,6 +84,9 @@ func TestLoadEveryName(t *testing.T) {
 		Credits:               new(0),
 		CreditsPerTask:        25,
 		IdempotencyTTL:        48 * time.Hour,
+		RateLimitRequests:     5,
+		RateLimitPer:          time.Minute,
+		Maintenance:           true,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v,\nwant %+v", c, want)
@@ -161,6 +168,14 @@ func TestLoadRejects(t *testing.T) {
 		{"TUNEHOOK_IDEMPOTENCY_TTL", "23h59m", "from 24h0m0s"},
 		{"TUNEHOOK_IDEMPOTENCY_TTL", "721h", "to 720h0m0s"},
 		{"TUNEHOOK_IDEMPOTENCY_TTL", "1d", "duration"},
+		{"TUNEHOOK_RATE_LIMIT", "20", "N/DURATION"},
+		{"TUNEHOOK_RATE_LIMIT", "20/10", "duration"},
+		{"TUNEHOOK_RATE_LIMIT", "x/10s", "N/DURATION"},
+		{"TUNEHOOK_RATE_LIMIT", "-1/10s", "N from 1 to 10000"},
+		{"TUNEHOOK_RATE_LIMIT", "10001/10s", "N from 1 to 10000"},
+		{"TUNEHOOK_RATE_LIMIT", "20/0s", "from"},
+		{"TUNEHOOK_RATE_LIMIT", "none", "or off"},
+		{"TUNEHOOK_MAINTENANCE", "soon", "true or false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -283,5 +298,50 @@ func TestLoadCredits(t *testing.T) {
 				t.Errorf("got credits %v, want %v", c.Credits, tt.want)
 			}
 		})
+	}
+}
+
+func TestLoadRateLimit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		value string
+		n     int
+		per   time.Duration
+	}{
+		{"off", 0, 0},
+		{"0", 0, 0},
+		{"1/1ms", 1, time.Millisecond},
+		{" 20 / 10s ", 20, 10 * time.Second},
+		{"10000/24h", 10000, 24 * time.Hour},
+	}
+	for _, tt := range tests {
+		c, err := Load("tunehook serve", []string{"--rate-limit", tt.value}, env(nil), io.Discard)
+		if err != nil || c.RateLimitRequests != tt.n || c.RateLimitPer != tt.per {
+			t.Errorf("--rate-limit %q: got %d per %v, %v; want %d per %v", tt.value, c.RateLimitRequests, c.RateLimitPer, err, tt.n, tt.per)
+		}
+	}
+}
+
+// --dev uses a temporary data dir (left empty for serve to make) unless a
+// data dir is given by flag or variable; a given media dir stays.
+func TestLoadDevDataDir(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name              string
+		args              []string
+		env               map[string]string
+		wantData, wantMed string
+	}{
+		{"temporary", []string{"--dev"}, nil, "", ""},
+		{"temporary with a media dir", []string{"--dev"}, map[string]string{"TUNEHOOK_MEDIA_DIR": "/srv/m"}, "", "/srv/m"},
+		{"flag", []string{"--dev", "--data-dir", "/d"}, nil, "/d", "/d/media"},
+		{"variable", []string{"--dev"}, map[string]string{"TUNEHOOK_DATA_DIR": "/e"}, "/e", "/e/media"},
+		{"without --dev", nil, nil, "tunehook-data", filepath.Join("tunehook-data", "media")},
+	}
+	for _, tt := range tests {
+		c, err := Load("tunehook serve", tt.args, env(tt.env), io.Discard)
+		if err != nil || c.DataDir != tt.wantData || c.MediaDir != tt.wantMed {
+			t.Errorf("%s: got data dir %q, media dir %q, %v; want %q, %q", tt.name, c.DataDir, c.MediaDir, err, tt.wantData, tt.wantMed)
+		}
 	}
 }

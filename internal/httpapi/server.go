@@ -35,6 +35,31 @@ type Config struct {
 	// Credits, when set, charges every task to its API key's balance; nil
 	// means unlimited.
 	Credits *Credits
+	// RateLimit caps the submits of each key (POST /api/v1/generate; other
+	// calls do not count); the zero value means no limit.
+	RateLimit RateLimit
+	// Maintenance answers every /api/v1/ call with code 455.
+	Maintenance bool
+	// Changes, when set, wakes the requests waiting for a task (record-info
+	// with wait, event streams) as soon as this process's Runner commits a
+	// stage. They also read their task every WaitPoll, which finds the
+	// changes made by other instances.
+	Changes *Changes
+	// WaitPoll is how often a waiting request reads its task; default
+	// 250ms.
+	WaitPoll time.Duration
+	// MaxWaiters bounds the requests waiting at once, long-polls and event
+	// streams together; one more is answered with code 430. Default 1000.
+	MaxWaiters int
+	// KeepAlive is the pause between the comment lines that keep an event
+	// stream alive; default 15s.
+	KeepAlive time.Duration
+	// Stop, when closed, ends every wait: long-polls answer at once and
+	// event streams end, so that http.Server.Shutdown, which waits for
+	// them, can finish (close it with RegisterOnShutdown). nil: never.
+	Stop <-chan struct{}
+	// Metrics, when set, serves GET /metrics.
+	Metrics http.Handler
 	Logger  *slog.Logger     // default: discard
 	Now     func() time.Time // default: time.Now
 }
@@ -55,6 +80,10 @@ func NewServer(cfg Config) (http.Handler, error) {
 		return nil, errors.New("httpapi: negative idempotency key time to live")
 	case cfg.Credits != nil && (cfg.Credits.Initial < 0 || cfg.Credits.PerTask < 1):
 		return nil, errors.New("httpapi: credits need a starting balance of 0 or more and a cost per task of 1 or more")
+	case cfg.RateLimit.Requests < 0 || cfg.RateLimit.Per < 0:
+		return nil, errors.New("httpapi: negative rate limit")
+	case cfg.WaitPoll < 0 || cfg.MaxWaiters < 0 || cfg.KeepAlive < 0:
+		return nil, errors.New("httpapi: negative wait poll, waiter count or keep-alive")
 	}
 	for _, k := range cfg.Keys {
 		if k == "" {
@@ -68,9 +97,16 @@ func NewServer(cfg Config) (http.Handler, error) {
 		cfg.Now = time.Now
 	}
 	cfg.IdempotencyTTL = cmp.Or(cfg.IdempotencyTTL, defaultIdempotencyTTL)
+	cfg.WaitPoll = cmp.Or(cfg.WaitPoll, 250*time.Millisecond)
+	cfg.MaxWaiters = cmp.Or(cfg.MaxWaiters, 1000)
+	cfg.KeepAlive = cmp.Or(cfg.KeepAlive, 15*time.Second)
 	mux := http.NewServeMux()
 	addRoutes(mux, cfg)
-	return recoverPanics(mux, cfg.Logger), nil
+	var h http.Handler = mux
+	if cfg.Maintenance {
+		h = maintenance(h, cfg.Logger)
+	}
+	return recoverPanics(h, cfg.Logger), nil
 }
 
 // recoverPanics answers a request whose handler panicked with a generic 500

@@ -321,6 +321,8 @@ func (f faultyStore) Credits(context.Context, string, int) (int, error) { return
 func (f faultyStore) Callback(context.Context, string) (*task.Callback, error) {
 	return nil, f.fail()
 }
+func (f faultyStore) CreateTask(context.Context, *task.Task) error { return f.fail() }
+func (f faultyStore) Ping(context.Context) error                   { return f.fail() }
 
 // Internal errors and panics answer a generic 500 (HTTP 200 in the
 // compatible API); the log, not the client, gets the details, and the
@@ -389,6 +391,8 @@ func TestNewServerConfig(t *testing.T) {
 		{"no key", Config{Store: store, Media: ms}, "key"},
 		{"empty key", Config{Store: store, Media: ms, Keys: []string{"k", ""}}, "key"},
 		{"negative delay", Config{Store: store, Media: ms, Keys: []string{"k"}, TextDelay: -time.Second}, "delay"},
+		{"negative rate limit", Config{Store: store, Media: ms, Keys: []string{"k"}, RateLimit: RateLimit{Requests: -1, Per: time.Second}}, "rate limit"},
+		{"negative waiters", Config{Store: store, Media: ms, Keys: []string{"k"}, MaxWaiters: -1}, "waiter"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T, clock *Clock) task.Store) {
 		{"Refund", testRefund},
 		{"RedeliverCallback", testRedeliverCallback},
 		{"RedeliverInFlight", testRedeliverInFlight},
+		{"Stats", testStats},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

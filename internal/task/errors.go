@@ -44,3 +44,16 @@ var (
 	// returns.
 	ErrStorageFull = errors.New("storage full")
 )
+
+// Codes of the request-level behaviours of the providers' service, which
+// tunehook reproduces on request.
+const (
+	// CodeRateLimited answers a key that submits too often.
+	CodeRateLimited = 430
+	// CodeMaintenance answers every API call while the server is in
+	// maintenance mode.
+	CodeMaintenance = 455
+)
+
+// CodeUnavailable answers a readiness probe while the database does not.
+const CodeUnavailable = 503

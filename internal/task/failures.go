@@ -3,6 +3,7 @@ package task
 import (
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // failureCodes is the seed's table of callback failure codes: the message a
@@ -67,3 +68,23 @@ func (r Request) SimulatedFailure() (f *Failure, at Stage, ok bool) {
 // Refunded reports whether a task that fails with f gets its cost back:
 // the seed's 531 says "Your credits have been refunded".
 func (f *Failure) Refunded() bool { return f.Code == 531 }
+
+// SlowFactor is how many times longer the stage pauses of a task whose
+// request holds the tunehook:slow token are: the sandbox's 1s,2s,2s become
+// 10s,20s,20s, long enough to watch a client's polling or timeout at work.
+const SlowFactor = 10
+
+// slowToken asks for a slow task.
+const slowToken = "tunehook:slow"
+
+// Slow reports whether the request asks, with the tunehook:slow token in its
+// prompt, style or title, for its stage pauses to be stretched by
+// SlowFactor.
+func (r Request) Slow() bool {
+	for _, s := range []string{r.Prompt, r.Style, r.Title} {
+		if strings.Contains(s, slowToken) {
+			return true
+		}
+	}
+	return false
+}

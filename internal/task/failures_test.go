@@ -105,3 +105,28 @@ func TestSimulatedFailure(t *testing.T) {
 		})
 	}
 }
+
+func TestSlow(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		req  Request
+		want bool
+	}{
+		{"no token", Request{Prompt: "a slow song", Style: "slow jazz", Title: "Slow"}, false},
+		{"in prompt", Request{Prompt: "a song tunehook:slow please"}, true},
+		{"in style", Request{Style: "rock, tunehook:slow"}, true},
+		{"in title", Request{Title: "tunehook:slow"}, true},
+		{"with a failure", Request{Prompt: "tunehook:slow tunehook:fail:501@first"}, true},
+		{"other case", Request{Prompt: "TUNEHOOK:SLOW"}, false},
+		{"other fields are not read", Request{Prompt: "a song", NegativeTags: "tunehook:slow", PersonaID: "tunehook:slow"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.req.Slow(); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

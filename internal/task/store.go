@@ -163,6 +163,12 @@ type Store interface {
 	// callback as it now is, or ErrNotFound.
 	RedeliverCallback(ctx context.Context, id string) (*Callback, error)
 
+	// Stats counts the tasks and callbacks in the store, for metrics read
+	// at scrape time: every instance sharing a database reports the same.
+	Stats(ctx context.Context) (Stats, error)
+	// Ping checks that the database answers, for readiness probes.
+	Ping(ctx context.Context) error
+
 	// Close releases the store's resources.
 	Close() error
 }
@@ -203,4 +209,28 @@ func TaskClaimOrder(a, b *Task) int {
 // earliest due first, then oldest, then by ID.
 func CallbackClaimOrder(a, b *Callback) int {
 	return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+}
+
+// Stats is what Store.Stats counts, as of the store's clock.
+type Stats struct {
+	// Tasks counts the tasks by status; a status no task has is absent.
+	Tasks map[Status]int
+	// Callbacks counts the callbacks by delivery state; a state no
+	// callback has is absent.
+	Callbacks map[DeliveryState]int
+	// TaskLag is how long the task that has waited longest for a runner
+	// has been due: due and not leased (or its lease expired); 0 when none
+	// waits.
+	TaskLag time.Duration
+	// CallbackLag is the same for pending callbacks and the dispatcher.
+	CallbackLag time.Duration
+}
+
+// Lag returns how long work due at due has waited at now: 0 when due is
+// zero (nothing waits) or still ahead.
+func Lag(due, now time.Time) time.Duration {
+	if due.IsZero() || due.After(now) {
+		return 0
+	}
+	return now.Sub(due)
 }

@@ -112,6 +112,22 @@ type DispatcherConfig struct {
 	// Jitter returns a number in [0, 1); a retry or a deferral waits its
 	// delay d plus d*0.1*Jitter(). Default: math/rand/v2.Float64.
 	Jitter func() float64
+	// OnAttempt, when set, is called after every attempt made, once it is
+	// recorded (or its recording failed): for metrics. It must be quick
+	// and safe for concurrent use.
+	OnAttempt func(AttemptEvent)
+}
+
+// AttemptEvent is a callback attempt a Dispatcher made.
+type AttemptEvent struct {
+	TaskID     string
+	CallbackID string
+	Stage      task.Stage
+	// State is the callback's state after the attempt: delivered,
+	// exhausted, or pending when the attempt failed and a retry follows.
+	State      task.DeliveryState
+	StatusCode int // 0 when no answer arrived
+	Took       time.Duration
 }
 
 // Dispatcher delivers callbacks: it claims due ones, POSTs each to its URL,
@@ -229,6 +245,9 @@ func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
 	err := persist(ctx, d.cfg.LeaseMargin/2, func(ctx context.Context) error {
 		return d.cfg.Store.RecordAttempt(ctx, d.cfg.Owner, a, state, next)
 	})
+	if d.cfg.OnAttempt != nil {
+		d.cfg.OnAttempt(AttemptEvent{TaskID: cb.TaskID, CallbackID: cb.ID, Stage: cb.Stage, State: state, StatusCode: a.StatusCode, Took: a.Duration})
+	}
 
 	log := d.cfg.Logger
 	attrs := []any{

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -1088,4 +1089,50 @@ func TestDispatcherShutdownHandsBack(t *testing.T) {
 		claimed += len(got)
 		return delivered+claimed == len(cbs)
 	})
+}
+
+// TestDispatcherOnAttempt checks that every attempt is reported with the
+// state it left its callback in: delivered, pending for a retry, exhausted.
+func TestDispatcherOnAttempt(t *testing.T) {
+	t.Parallel()
+	st := openStore(t, nil)
+	ok := newReceiver(t, answer(200, ""))
+	failing := newReceiver(t, answer(503, ""))
+	cbs := seedCallbacks(t, st, ok.URL+"/cb", failing.URL+"/cb")
+	var (
+		mu     sync.Mutex
+		events []worker.AttemptEvent
+	)
+	start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+		c.RetryDelays = []time.Duration{time.Millisecond}
+		c.OnAttempt = func(e worker.AttemptEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			events = append(events, e)
+		}
+	}).Run)
+	waitState(t, st, cbs[0], task.DeliveryDelivered)
+	waitState(t, st, cbs[1], task.DeliveryExhausted)
+
+	mu.Lock()
+	defer mu.Unlock()
+	// The two callbacks' attempts interleave; each one's are in order.
+	type seen struct {
+		state  task.DeliveryState
+		status int
+	}
+	got := map[string][]seen{}
+	for _, e := range events {
+		if e.TaskID != cbs[0].TaskID || e.Took < 0 {
+			t.Errorf("event %+v: want task %s and a duration", e, cbs[0].TaskID)
+		}
+		got[e.CallbackID] = append(got[e.CallbackID], seen{e.State, e.StatusCode})
+	}
+	want := map[string][]seen{
+		cbs[0].ID: {{task.DeliveryDelivered, 200}},
+		cbs[1].ID: {{task.DeliveryPending, 503}, {task.DeliveryExhausted, 503}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got attempt events %+v, want %+v", got, want)
+	}
 }

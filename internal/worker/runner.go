@@ -55,8 +55,24 @@ type RunnerConfig struct {
 	// cut short by a crash: a stage that keeps killing its process must
 	// end, but a few restarts by an operator must not fail a task.
 	MaxStageAttempts int
-	Logger           *slog.Logger     // default: discard
-	Now              func() time.Time // default: time.Now
+	// OnStage, when set, is called after every stage committed, failures
+	// included: for metrics, and to wake the clients waiting for the task.
+	// It must be quick and safe for concurrent use.
+	OnStage func(StageEvent)
+	Logger  *slog.Logger     // default: discard
+	Now     func() time.Time // default: time.Now
+}
+
+// StageEvent is a stage a Runner committed.
+type StageEvent struct {
+	TaskID string
+	// Stage is the callback the stage sent: text, first, complete, or
+	// error for a failure.
+	Stage task.Stage
+	To    task.Status // the task's status now
+	// Took is how long the stage took, from its start to its commit;
+	// pauses between stages are not counted.
+	Took time.Duration
 }
 
 // Runner moves tasks through their stages: it claims due tasks, has the
@@ -113,9 +129,10 @@ func (r *Runner) Run(ctx context.Context) error { return r.loop.run(ctx) }
 
 // work runs the next stage of a claimed task and handles its outcome.
 func (r *Runner) work(ctx context.Context, t *task.Task) {
+	start := r.cfg.Now()
 	err := r.advance(ctx, t)
 	if f, ok := errors.AsType[*task.Failure](err); ok {
-		err = r.fail(ctx, t, f)
+		err = r.fail(ctx, t, f, start)
 	}
 	log := r.cfg.Logger
 	switch {
@@ -180,6 +197,12 @@ func (r *Runner) advance(ctx context.Context, t *task.Task) error {
 	if !ok {
 		return fmt.Errorf("task %s: claimed in final status %s", t.ID, t.Status)
 	}
+	slow := r.cfg.Simulation && req.Slow()
+	if due := t.CreatedAt.Add(task.SlowFactor * r.cfg.Delays[0]); slow && stage == task.StageText && start.Before(due) {
+		// The API made the task due after the normal pause: stretch it
+		// here, where the simulation is known.
+		return r.postpone(ctx, t, due)
+	}
 	if r.cfg.Simulation {
 		if f, at, ok := req.SimulatedFailure(); ok && at == stage {
 			return f
@@ -214,7 +237,11 @@ func (r *Runner) advance(ctx context.Context, t *task.Task) error {
 
 	now := r.cfg.Now()
 	if i := stageOrder[stage] + 1; i < len(r.cfg.Delays) {
-		c.RunAt = now.Add(r.cfg.Delays[i])
+		pause := r.cfg.Delays[i]
+		if slow {
+			pause *= task.SlowFactor
+		}
+		c.RunAt = now.Add(pause)
 	}
 	if c.Callback, err = r.callback(&next, stage, now); err != nil {
 		return err
@@ -223,11 +250,31 @@ func (r *Runner) advance(ctx context.Context, t *task.Task) error {
 		return err
 	}
 	r.cfg.Logger.InfoContext(ctx, "task stage done", "task_id", t.ID, "stage", stage, "status", to, "took", now.Sub(start))
+	r.observe(StageEvent{TaskID: t.ID, Stage: stage, To: to, Took: now.Sub(start)})
 	return nil
 }
 
-// fail commits failure f of t with its error callback.
-func (r *Runner) fail(ctx context.Context, t *task.Task, f *task.Failure) error {
+// postpone hands t back unchanged, due at due: the text stage of a
+// tunehook:slow task before its stretched pause is over. The claim it
+// took counts in StageAttempts, one of MaxStageAttempts.
+func (r *Runner) postpone(ctx context.Context, t *task.Task, due time.Time) error {
+	if err := r.release(ctx, t, due); err != nil {
+		return err
+	}
+	r.cfg.Logger.InfoContext(ctx, "slow task postponed", "task_id", t.ID, "due", due)
+	return nil
+}
+
+// observe hands e to OnStage, when set.
+func (r *Runner) observe(e StageEvent) {
+	if r.cfg.OnStage != nil {
+		r.cfg.OnStage(e)
+	}
+}
+
+// fail commits failure f of t, whose stage began at start, with its error
+// callback.
+func (r *Runner) fail(ctx context.Context, t *task.Task, f *task.Failure, start time.Time) error {
 	failed := *t
 	failed.Status, failed.Failure = f.Status(), f
 	now := r.cfg.Now()
@@ -240,6 +287,7 @@ func (r *Runner) fail(ctx context.Context, t *task.Task, f *task.Failure) error 
 		return err
 	}
 	r.cfg.Logger.InfoContext(ctx, "task failed", "task_id", t.ID, "code", f.Code, "message", f.Message, "status", f.Status())
+	r.observe(StageEvent{TaskID: t.ID, Stage: task.StageError, To: f.Status(), Took: now.Sub(start)})
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -225,12 +226,26 @@ func TestRunnerOutcomes(t *testing.T) {
 			st := openStore(t, nil)
 			tk := createTask(t, st, tt.param, time.Now())
 			e := &testEngine{hook: tt.hook}
-			start(t, newRunner(t, st, e, func(c *worker.RunnerConfig) { c.Simulation = tt.simulation }).Run)
+			events := &stageEvents{}
+			start(t, newRunner(t, st, e, func(c *worker.RunnerConfig) {
+				c.Simulation = tt.simulation
+				c.OnStage = events.add
+			}).Run)
 
 			waitFor(t, "a final status", func() bool { return taskOf(t, st, tk.ID).Status.Final() })
 			got := taskOf(t, st, tk.ID)
 			if got.Status != tt.wantStatus {
 				t.Errorf("status = %s, want %s", got.Status, tt.wantStatus)
+			}
+			// Every commit is reported, the failure's too.
+			waitFor(t, "the last stage event", func() bool { return len(events.all()) == len(tt.wantStages) })
+			for i, e := range events.all() {
+				if e.TaskID != tk.ID || e.Stage != tt.wantStages[i] || e.Took < 0 {
+					t.Errorf("stage event %d = %+v, want task %s stage %s", i, e, tk.ID, tt.wantStages[i])
+				}
+				if last := i == len(tt.wantStages)-1; last && e.To != tt.wantStatus {
+					t.Errorf("last stage event to %s, want %s", e.To, tt.wantStatus)
+				}
 			}
 			if len(got.Tracks) != tt.wantTracks {
 				t.Errorf("got %d tracks, want %d", len(got.Tracks), tt.wantTracks)
@@ -528,6 +543,83 @@ func TestNewRunner(t *testing.T) {
 			_, err := worker.NewRunner(cfg)
 			if gotErr := err != nil; gotErr != tt.wantErr {
 				t.Errorf("NewRunner: got error %v, want error %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// stageEvents collects the events of a Runner's OnStage.
+type stageEvents struct {
+	mu     sync.Mutex
+	events []worker.StageEvent
+}
+
+func (s *stageEvents) add(e worker.StageEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, e)
+}
+
+func (s *stageEvents) all() []worker.StageEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.events)
+}
+
+// TestRunnerSlow checks that with simulation on, tunehook:slow stretches
+// every pause by task.SlowFactor, the text stage's included (the API made
+// the task due after the normal pause), and that without simulation the
+// token is ordinary text.
+func TestRunnerSlow(t *testing.T) {
+	t.Parallel()
+	delays := [3]time.Duration{5 * time.Minute, 10 * time.Minute, 20 * time.Minute}
+	for _, simulation := range []bool{true, false} {
+		t.Run(fmt.Sprintf("simulation=%v", simulation), func(t *testing.T) {
+			t.Parallel()
+			factor := time.Duration(1)
+			if simulation {
+				factor = task.SlowFactor
+			}
+			t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+			clk := storetest.NewClock(t0)
+			st := openStore(t, clk.Now)
+			// Due at once: as if the API's pause, delays[0], were over.
+			tk := createTask(t, st, newRequest("a song tunehook:slow").Param(), t0)
+			events := &stageEvents{}
+			start(t, newRunner(t, st, &testEngine{}, func(c *worker.RunnerConfig) {
+				c.Delays = delays
+				c.Simulation = simulation
+				c.Now = clk.Now
+				c.OnStage = events.add
+			}).Run)
+
+			textDue := t0
+			if simulation {
+				textDue = t0.Add(task.SlowFactor * delays[0])
+			}
+			firstDue := textDue.Add(factor * delays[1])
+			completeDue := firstDue.Add(factor * delays[2])
+			if simulation {
+				waitFor(t, "the text stage postponed", func() bool { return taskOf(t, st, tk.ID).RunAt.Equal(textDue) })
+				if got := taskOf(t, st, tk.ID); got.Status != task.StatusPending || len(events.all()) != 0 {
+					t.Fatalf("after the normal pause: status %s and %d stage events, want PENDING and none", got.Status, len(events.all()))
+				}
+				clk.Advance(textDue.Sub(clk.Now()))
+			}
+			steps := []struct {
+				status task.Status
+				runAt  time.Time
+			}{
+				{task.StatusTextSuccess, firstDue},
+				{task.StatusFirstSuccess, completeDue},
+				{task.StatusSuccess, time.Time{}},
+			}
+			for _, s := range steps {
+				waitFor(t, "status "+string(s.status), func() bool { return taskOf(t, st, tk.ID).Status == s.status })
+				if got := taskOf(t, st, tk.ID).RunAt; !got.Equal(s.runAt) {
+					t.Errorf("in %s: RunAt = %v, want %v", s.status, got, s.runAt)
+				}
+				clk.Advance(s.runAt.Sub(clk.Now()))
 			}
 		})
 	}

@@ -274,6 +274,27 @@ func (s *server) recordInfo(taskID string) tunehook.RecordInfo {
 	return ri
 }
 
+// checkStagesOnce reports a task whose stages were not each committed
+// exactly once. A stage's commit creates its callback in the same
+// transaction, so the delivery log holds one callback per committed stage:
+// a stage generated twice would show as two.
+func (s *server) checkStagesOnce(taskID string, stages []tunehook.CallbackType) {
+	s.t.Helper()
+	var log tunehook.DeliveryLog
+	if env := s.api("GET", "/api/v1/callbacks?taskId="+taskID, testKey, nil, &log); env.Code != 200 {
+		s.t.Fatalf("callbacks of %s: code %d %q", taskID, env.Code, env.Msg)
+	}
+	n := map[tunehook.CallbackType]int{}
+	for _, c := range log.Callbacks {
+		n[c.CallbackType]++
+	}
+	for _, stage := range stages {
+		if n[stage] != 1 {
+			s.t.Errorf("task %s stage %s committed %d times, want 1", taskID, stage, n[stage])
+		}
+	}
+}
+
 // generateBody is a valid non-custom request to callbackURL.
 func generateBody(callbackURL string) map[string]any {
 	return map[string]any{

@@ -18,6 +18,7 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	mux.Handle("GET /media/{key...}", handleMedia(cfg.Media, cfg.Logger))
 	mux.Handle("GET /stream/{taskID}/{trackID}", handleStream(cfg.Store, cfg.Media, cfg.Logger))
 	mux.Handle("GET /healthz", handleHealth())
+	mux.Handle("GET /openapi.json", handleOpenAPI())
 
 	// Everything else, including a known path with another method: the
 	// reference answers 404 for both, never 405.

@@ -54,8 +54,8 @@ func (v *Validator) Doc() *openapi3.T { return v.doc }
 // against the operation of req's method and path: the status must be one
 // the operation lists, and the headers and body must match its schemas.
 // A request that no operation matches must get the 404 error envelope the
-// document's description promises: HTTP status 200 under /api/, 404
-// elsewhere.
+// document's description promises (455 under /api/v1/ in maintenance):
+// HTTP status 200 under /api/, 404 elsewhere.
 //
 // HEAD is answered as GET without the body: its status and headers are
 // checked against the GET operation.
@@ -110,11 +110,18 @@ func (v *Validator) notFound(req *http.Request, status int, header http.Header, 
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	var e struct{ Code int }
-	if err := json.Unmarshal(body, &e); err != nil || e.Code != http.StatusNotFound {
-		return fmt.Errorf("%s: got %.300s, want code 404", where, body)
+	if err := json.Unmarshal(body, &e); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	// Maintenance mode answers every /api/v1/ path before routing.
+	if e.Code != http.StatusNotFound && (e.Code != codeMaintenance || !strings.HasPrefix(req.URL.Path, "/api/v1/")) {
+		return fmt.Errorf("%s: got %.300s, want code 404 (or 455 under /api/v1/)", where, body)
 	}
 	return nil
 }
+
+// codeMaintenance is the envelope code of maintenance mode.
+const codeMaintenance = 455
 
 // Callback checks a callback request's headers and body against the
 // webhook named by the body's data.callbackType.

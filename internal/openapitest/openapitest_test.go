@@ -91,6 +91,8 @@ func TestResponse(t *testing.T) {
 		{"media of an undocumented type", "GET", "/media/t1/a.wav", 200, http.Header{"Content-Type": {"text/html"}}, "<p>", "Content-Type"},
 		{"media part without Content-Range", "GET", "/media/t1/a.wav", 206, http.Header{"Content-Type": {"audio/wav"}}, "RI", "Content-Range"},
 		{"unknown API path", "GET", "/api/v1/nothing", 200, jsonHeader, `{"code":404,"msg":"Not found: GET /api/v1/nothing","data":null}`, ""},
+		{"unknown API path in maintenance", "GET", "/api/v1/nothing", 200, jsonHeader, `{"code":455,"msg":"x","data":null}`, ""},
+		{"unknown path, code 455", "GET", "/nothing", 404, jsonHeader, `{"code":455,"msg":"x","data":null}`, "want code 404"},
 		{"unknown API path, HTTP 404", "GET", "/api/v1/nothing", 404, jsonHeader, `{"code":404,"msg":"x","data":null}`, "HTTP 404, want 200"},
 		{"unknown path", "GET", "/nothing", 404, jsonHeader, `{"code":404,"msg":"Not found: GET /nothing","data":null}`, ""},
 		{"other method, 405", "DELETE", "/healthz", 405, jsonHeader, `{"code":405,"msg":"x","data":null}`, "want 404"},

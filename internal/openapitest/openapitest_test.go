@@ -52,7 +52,7 @@ func TestResponse(t *testing.T) {
 		{"record", "GET", "/api/v1/generate/record-info?taskId=t1", 200, jsonHeader, record(recordSuccess), ""},
 		{"API error", "GET", "/api/v1/generate/record-info", 200, jsonHeader, `{"code":400,"msg":"Please enter taskId.","data":null}`, ""},
 		{"API error with HTTP status", "GET", "/api/v1/generate/record-info", 400, jsonHeader, `{"code":400,"msg":"Please enter taskId.","data":null}`, "status"},
-		{"code the operation does not give", "GET", "/api/v1/generate/record-info", 200, jsonHeader, `{"code":413,"msg":"x","data":null}`, "413"},
+		{"code the operation does not give", "GET", "/api/v1/generate/record-info", 200, jsonHeader, `{"code":413,"msg":"x","data":null}`, "must be one of 400, 401, 404, 430, 455, 500"},
 		{"error with data", "GET", "/api/v1/generate/record-info", 200, jsonHeader, `{"code":404,"msg":"x","data":{}}`, "data"},
 		{"snake_case in record-info", "GET", "/api/v1/generate/record-info?taskId=t1", 200, jsonHeader,
 			strings.Replace(record(recordSuccess), `"audioUrl"`, `"audio_url"`, 1), "audio_url"},

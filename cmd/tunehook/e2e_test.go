@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/jpeg"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -22,6 +21,7 @@ import (
 	"github.com/go-audio/wav"
 
 	"github.com/tunehook/tunehook"
+	"github.com/tunehook/tunehook/internal/httpapi"
 )
 
 // A task runs through its stages; the receiver gets text, first and complete
@@ -31,7 +31,8 @@ func TestGenerateEndToEnd(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st store) {
 		rcv := newReceiver(t, nil)
-		srv := startServer(t, t.TempDir(), st.with("TUNEHOOK_SYNTH_DELAYS=600ms,600ms,600ms")...)
+		// Signed, so that the signature headers are checked against the webhooks.
+		srv := startServer(t, t.TempDir(), st.with("TUNEHOOK_SYNTH_DELAYS=600ms,600ms,600ms", "TUNEHOOK_WEBHOOK_HMAC_KEY=e2e-signing-key")...)
 		body := generateBody(rcv.URL + "/suno-callback")
 		taskID := srv.submit(body)
 
@@ -240,14 +241,12 @@ func download(t *testing.T, url, rangeHeader string) ([]byte, http.Header) {
 		req.Header.Set("Range", rangeHeader)
 		want = http.StatusPartialContent
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, b, err := exchange(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != want {
-		t.Fatalf("GET %s: HTTP %d, %v; want %d", url, resp.StatusCode, err, want)
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: HTTP %d, want %d", url, resp.StatusCode, want)
 	}
 	return b, resp.Header
 }
@@ -331,7 +330,8 @@ func TestFailedTask(t *testing.T) {
 	})
 }
 
-// Keys: none or a wrong one is refused; another key's task does not exist.
+// Keys: none or a wrong one is refused; another key's task does not exist;
+// the OpenAPI document needs none.
 func TestAuthAndErrors(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, st store) {
@@ -361,6 +361,17 @@ func TestAuthAndErrors(t *testing.T) {
 		}
 		if got := srv.recordInfo(taskID); got.TaskID != taskID {
 			t.Errorf("the owner cannot read its task: %+v", got)
+		}
+
+		// The document every answer is checked against is the one the
+		// binary serves, without a key.
+		req, err := http.NewRequest("GET", srv.URL+"/openapi.json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, doc, err := exchange(req)
+		if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(doc, httpapi.OpenAPIDocument()) {
+			t.Errorf("GET /openapi.json: %v; want HTTP 200 and the document of internal/httpapi", err)
 		}
 	})
 }

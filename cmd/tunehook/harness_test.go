@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,8 @@ import (
 	"time"
 
 	"github.com/tunehook/tunehook"
+	"github.com/tunehook/tunehook/internal/httpapi"
+	"github.com/tunehook/tunehook/internal/openapitest"
 	"github.com/tunehook/tunehook/internal/pgtest"
 )
 
@@ -171,14 +174,7 @@ func startServerArgs(t *testing.T, dataDir string, args []string, overrides ...s
 	case <-time.After(15 * time.Second):
 		t.Fatalf("tunehook did not start in 15s\nstderr:\n%s", s.stderr)
 	}
-	waitUntil(t, 10*time.Second, "healthz answers 200", func() bool {
-		resp, err := http.Get(s.URL + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	waitUntil(t, 10*time.Second, "healthz answers 200", func() bool { return healthy(t, s.URL) })
 	return s
 }
 
@@ -202,8 +198,43 @@ func (s *server) stop(limit time.Duration) time.Duration {
 	return time.Since(start)
 }
 
+// apiContract is the validator of the OpenAPI document the binary serves
+// (internal/httpapi/openapi.json), loaded once.
+var apiContract = sync.OnceValues(func() (*openapitest.Validator, error) {
+	return openapitest.New(httpapi.OpenAPIDocument())
+})
+
+// errContract is wrapped by the error of an answer or a callback that
+// breaks the OpenAPI document.
+var errContract = errors.New("breaks openapi.json")
+
+// exchange sends req and returns the answer with its body read whole. The
+// answer is checked against the OpenAPI document; a mismatch is an error
+// wrapping errContract (resp and body are returned with it). Every request
+// the tests send to a server goes through here.
+func exchange(req *http.Request) (*http.Response, []byte, error) {
+	v, err := apiContract()
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := v.Response(req, resp.StatusCode, resp.Header, body); err != nil {
+		return resp, body, fmt.Errorf("%w: %w", errContract, err)
+	}
+	return resp, body, nil
+}
+
 // call sends one request to the API with key and decodes the envelope of
-// the answer, returning the HTTP status too.
+// the answer, returning the HTTP status too. An answer that breaks the
+// OpenAPI document is an error wrapping errContract.
 func call(method, url, key string, body any) (tunehook.Envelope[json.RawMessage], int, error) {
 	var env tunehook.Envelope[json.RawMessage]
 	var r io.Reader
@@ -222,15 +253,32 @@ func call(method, url, key string, body any) (tunehook.Envelope[json.RawMessage]
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, b, err := exchange(req)
 	if err != nil {
+		if resp != nil {
+			return env, resp.StatusCode, err
+		}
 		return env, 0, err
 	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+	if err := json.Unmarshal(b, &env); err != nil {
 		return env, resp.StatusCode, fmt.Errorf("decode envelope: %w", err)
 	}
 	return env, resp.StatusCode, nil
+}
+
+// healthy reports whether the server at base answers /healthz with 200; an
+// answer that breaks the OpenAPI document fails t.
+func healthy(t *testing.T, base string) bool {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _, err := exchange(req)
+	if errors.Is(err, errContract) {
+		t.Fatal(err)
+	}
+	return err == nil && resp.StatusCode == http.StatusOK
 }
 
 // api calls the API with key and decodes the envelope's data into data,
@@ -316,7 +364,8 @@ type delivery struct {
 }
 
 // receiver is a real HTTP server that records every callback and answers
-// with the status respond picks (200 when respond is nil).
+// with the status respond picks (200 when respond is nil). A callback that
+// breaks the webhooks of the OpenAPI document fails the test.
 type receiver struct {
 	*httptest.Server
 	mu      sync.Mutex
@@ -326,12 +375,19 @@ type receiver struct {
 
 func newReceiver(t *testing.T, respond func(d delivery, n int) int) *receiver {
 	t.Helper()
+	contract, err := apiContract()
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := &receiver{respond: respond}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		raw, _ := io.ReadAll(req.Body)
 		d := delivery{at: time.Now(), header: req.Header.Clone(), raw: raw}
 		if err := json.Unmarshal(raw, &d.body); err != nil {
 			t.Errorf("callback is not JSON: %v: %s", err, raw)
+		}
+		if err := contract.Callback(req.Header, raw); err != nil {
+			t.Errorf("callback: %v", err)
 		}
 		r.mu.Lock()
 		i := len(r.got)

@@ -189,8 +189,8 @@ func TestDatabaseOutage(t *testing.T) {
 		}
 	}
 	time.Sleep(3 * time.Second) // stages fall due and fail meanwhile
-	if resp, err := http.Get(srv.URL + "/healthz"); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("server down during the outage: %v", err)
+	if !healthy(t, srv.URL) {
+		t.Fatal("server down during the outage")
 	}
 	proxy.restore()
 

@@ -30,6 +30,7 @@ func addRoutes(mux *http.ServeMux, cfg Config) {
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
+	mux.Handle("GET /openapi.json", handleOpenAPI())
 
 	// Everything else, including a known path with another method: the
 	// reference answers 404 for both, never 405.

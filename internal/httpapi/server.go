@@ -1,6 +1,7 @@
 // Package httpapi serves tunehook's HTTP API: the Suno-style task API under
 // /api/v1 (answers are envelopes with HTTP status 200), the media files
-// results link to, and the health check.
+// results link to, the health check, and the API's OpenAPI document
+// (openapi.json, served at /openapi.json).
 package httpapi
 
 import (

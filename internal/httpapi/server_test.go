@@ -154,7 +154,8 @@ type answer struct {
 }
 
 // do sends a request to the test server; key, when not empty, goes in a
-// Bearer Authorization header. Redirects are followed.
+// Bearer Authorization header. Redirects are followed. Every answer is
+// checked against the OpenAPI document: a mismatch fails the test.
 func (s *testServer) do(t *testing.T, method, path, key string, body []byte) answer {
 	t.Helper()
 	h := http.Header{}
@@ -179,6 +180,9 @@ func (s *testServer) doHeader(t *testing.T, method, path string, h http.Header, 
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := apiValidator(t).Response(req, resp.StatusCode, resp.Header, b); err != nil {
+		t.Errorf("the answer breaks openapi.json: %v", err)
 	}
 	return answer{status: resp.StatusCode, header: resp.Header, body: b}
 }

@@ -33,9 +33,12 @@ type Metrics struct {
 	log             *slog.Logger
 }
 
-// New returns the metrics of a process whose store is store; log gets the
-// errors of scrapes.
+// New returns the metrics of a process whose store is store; log, if not
+// nil, gets the errors of scrapes.
 func New(store task.Store, log *slog.Logger) *Metrics {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{

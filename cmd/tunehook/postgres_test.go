@@ -70,7 +70,8 @@ func TestInstancesShareWork(t *testing.T) {
 	}
 	wg.Wait()
 
-	waitUntil(t, 60*time.Second, "a third of the tasks complete", func() bool { return rcv.count("complete") >= tasks/3 })
+	// Only the moment of the kill: generous, for a loaded machine.
+	waitUntil(t, 3*time.Minute, "a third of the tasks complete", func() bool { return rcv.count("complete") >= tasks/3 })
 	victim := instances[1]
 	killed := time.Now()
 	victim.kill()

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -96,76 +97,133 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	return cbs, nil
 }
 
-// RecordAttempt stores attempt a of a callback under owner's unexpired
-// lease, frees the lease and moves the callback to state, due again at next
-// while it stays pending, in which case it wakes every instance.
-func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
+// recordAttemptQuery records one attempt under the owner's unexpired
+// lease: it frees the lease and moves the callback to its new state, and
+// stores the attempt only if that update found the lease, so that the
+// statement affects no row when the lease is lost.
+const recordAttemptQuery = `WITH leased AS (
+	UPDATE callbacks
+	SET state = $1, attempts = $2, next_attempt_at = $3, finished_at = $4, lease_owner = NULL, lease_until = NULL
+	WHERE id = $5 AND lease_owner = $6 AND lease_until > $7
+	RETURNING id)
+INSERT INTO attempts (callback_id, n, started_at, duration_ms, status_code, error, response)
+SELECT id, $2, $8, $9, $10, $11, $12 FROM leased`
+
+// RecordAttempts stores the attempts of records in one transaction, each
+// under owner's unexpired lease on its callback: it frees the lease and
+// moves the callback to the record's state, due again at its Next while it
+// stays pending. The records' statements are sent in one round trip. When
+// a recorded attempt left its callback pending, it wakes every instance.
+func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task.AttemptRecord) ([]error, error) {
+	if len(records) == 0 {
+		return nil, nil
+	}
 	now := s.now()
-	var nextAt, finishedAt *time.Time
-	switch state {
-	case task.DeliveryPending:
-		nextAt = &next
-	case task.DeliveryDelivered, task.DeliveryExhausted:
-		finishedAt = &now
-	default:
-		return fmt.Errorf("record attempt %d of callback %s: unknown delivery state %q", a.N, a.CallbackID, state)
+	batch := &pgx.Batch{}
+	for _, r := range records {
+		var nextAt, finishedAt *time.Time
+		switch r.State {
+		case task.DeliveryPending:
+			nextAt = &r.Next
+		case task.DeliveryDelivered, task.DeliveryExhausted:
+			finishedAt = &now
+		default:
+			return nil, fmt.Errorf("record attempt %d of callback %s: unknown delivery state %q", r.N, r.CallbackID, r.State)
+		}
+		// A zero status code means no response arrived: NULL says so.
+		var status *int
+		if r.StatusCode != 0 {
+			status = &r.StatusCode
+		}
+		batch.Queue(recordAttemptQuery, r.State, r.N, nextAt, finishedAt, r.CallbackID, owner, now,
+			r.StartedAt, r.Duration.Milliseconds(), status, validText(r.Error), r.Response)
 	}
-	// A zero status code means no response arrived: NULL says so.
-	var status *int
-	if a.StatusCode != 0 {
-		status = &a.StatusCode
-	}
+	results := make([]error, len(records))
+	pending := false
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		err := fenced(tx.Exec(ctx, `UPDATE callbacks
-			SET state = $1, attempts = $2, next_attempt_at = $3, finished_at = $4, lease_owner = NULL, lease_until = NULL
-			WHERE id = $5 AND lease_owner = $6 AND lease_until > $7`,
-			state, a.N, nextAt, finishedAt, a.CallbackID, owner, now))
+		err := sendFenced(ctx, tx, batch, results, func(i int) string {
+			return fmt.Sprintf("record attempt %d of callback %s", records[i].N, records[i].CallbackID)
+		})
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO attempts (callback_id, n, started_at, duration_ms, status_code, error, response)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-			a.CallbackID, a.N, a.StartedAt, a.Duration.Milliseconds(), status, validText(a.Error), a.Response)
-		if err != nil {
-			return err
+		for i, r := range records {
+			pending = pending || (results[i] == nil && r.State == task.DeliveryPending)
 		}
-		if state != task.DeliveryPending {
+		if !pending {
 			return nil
 		}
 		return s.notify(ctx, tx, wakeCallback)
 	})
 	if err != nil {
-		return fmt.Errorf("record attempt %d of callback %s: %w", a.N, a.CallbackID, err)
+		return nil, fmt.Errorf("record %d attempts: %w", len(records), err)
 	}
-	// A final callback makes nothing due; signalling it would only wake
+	// Final callbacks make nothing due; signalling them would only wake
 	// the dispatcher for nothing after every delivery.
-	if state == task.DeliveryPending {
+	if pending {
 		s.callbackReady.Notify()
+	}
+	return results, nil
+}
+
+// sendFenced runs batch, statements under a lease each, in tx, and sets
+// the result of each statement that found its lease lost; name(i) names
+// the operation of statement i in errors.
+func sendFenced(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, results []error, name func(i int) string) (err error) {
+	br := tx.SendBatch(ctx, batch)
+	defer func() {
+		// Close reports the error of a failed statement again.
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for i := range results {
+		err := fenced(br.Exec())
+		switch {
+		case errors.Is(err, task.ErrLeaseLost):
+			results[i] = fmt.Errorf("%s: %w", name(i), err)
+		case err != nil:
+			return fmt.Errorf("%s: %w", name(i), err)
+		}
 	}
 	return nil
 }
 
-// DeferCallback frees owner's unexpired lease on a callback and makes it
-// due at until, attempts unchanged, and wakes every instance.
-func (s *Store) DeferCallback(ctx context.Context, owner, callbackID string, until time.Time) error {
-	if until.IsZero() {
-		return fmt.Errorf("defer callback %s: no time to defer it to", callbackID)
+// deferCallbackQuery hands a callback back under the owner's unexpired
+// lease.
+const deferCallbackQuery = `UPDATE callbacks
+	SET next_attempt_at = $1, lease_owner = NULL, lease_until = NULL
+	WHERE id = $2 AND next_attempt_at IS NOT NULL AND lease_owner = $3 AND lease_until > $4`
+
+// DeferCallbacks frees owner's unexpired lease on each callback of
+// deferrals and makes it due at the deferral's Until, attempts unchanged,
+// in one transaction whose statements are sent in one round trip, and
+// wakes every instance.
+func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []task.Deferral) ([]error, error) {
+	if len(deferrals) == 0 {
+		return nil, nil
 	}
+	now := s.now()
+	batch := &pgx.Batch{}
+	for _, d := range deferrals {
+		if d.Until.IsZero() {
+			return nil, fmt.Errorf("defer callback %s: no time to defer it to", d.CallbackID)
+		}
+		batch.Queue(deferCallbackQuery, d.Until, d.CallbackID, owner, now)
+	}
+	results := make([]error, len(deferrals))
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		err := fenced(tx.Exec(ctx, `UPDATE callbacks
-			SET next_attempt_at = $1, lease_owner = NULL, lease_until = NULL
-			WHERE id = $2 AND next_attempt_at IS NOT NULL AND lease_owner = $3 AND lease_until > $4`,
-			until, callbackID, owner, s.now()))
+		err := sendFenced(ctx, tx, batch, results, func(i int) string { return "defer callback " + deferrals[i].CallbackID })
 		if err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, wakeCallback)
 	})
 	if err != nil {
-		return fmt.Errorf("defer callback %s: %w", callbackID, err)
+		return nil, fmt.Errorf("defer %d callbacks: %w", len(deferrals), err)
 	}
 	s.callbackReady.Notify()
-	return nil
+	return results, nil
 }
 
 // nextCallbackDueQuery finds the earliest claimable time among three

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io/fs"
 	"net"
 	"net/url"
@@ -165,11 +166,14 @@ func retryCallbacks(t testing.TB, s *Store, n int) []*task.Callback {
 	if err != nil || len(cbs) != n {
 		t.Fatalf("ClaimCallbacks: got %d callbacks, %v, want %d, nil", len(cbs), err, n)
 	}
-	for _, c := range cbs {
+	records := make([]task.AttemptRecord, n)
+	for i, c := range cbs {
 		a := task.Attempt{CallbackID: c.ID, N: 1, StartedAt: fixedNow(), StatusCode: 503, Error: "HTTP 503"}
-		if err := s.RecordAttempt(ctx, "fixture", a, task.DeliveryPending, fixedNow()); err != nil {
-			t.Fatalf("RecordAttempt: %v", err)
-		}
+		records[i] = task.AttemptRecord{Attempt: a, State: task.DeliveryPending, Next: fixedNow()}
+	}
+	results, err := s.RecordAttempts(ctx, "fixture", records)
+	if err = errors.Join(append(results, err)...); err != nil {
+		t.Fatalf("RecordAttempts: %v", err)
 	}
 	return cbs
 }
@@ -442,8 +446,9 @@ func TestAttemptErrorText(t *testing.T) {
 	}
 	a := task.Attempt{CallbackID: cb.ID, N: 1, StartedAt: fixedNow(), StatusCode: 302,
 		Error: "redirect not followed: 302 to /caf\xe9\x00"}
-	if err := s.RecordAttempt(ctx, "dispatcher", a, task.DeliveryPending, fixedNow().Add(time.Minute)); err != nil {
-		t.Fatalf("RecordAttempt: %v", err)
+	results, err := s.RecordAttempts(ctx, "dispatcher", []task.AttemptRecord{{Attempt: a, State: task.DeliveryPending, Next: fixedNow().Add(time.Minute)}})
+	if err = errors.Join(append(results, err)...); err != nil {
+		t.Fatalf("RecordAttempts: %v", err)
 	}
 	cbs, err := s.Callbacks(ctx, cb.TaskID)
 	if err != nil || len(cbs) != 1 || len(cbs[0].History) != 1 {
@@ -490,7 +495,8 @@ func BenchmarkClaimRecordCallback(b *testing.B) {
 			b.Fatalf("ClaimCallbacks: got %d callbacks, %v", len(cbs), err)
 		}
 		a := task.Attempt{CallbackID: cbs[0].ID, N: 1, StartedAt: now, Duration: 40 * time.Millisecond, StatusCode: 200, Response: response}
-		if err := s.RecordAttempt(ctx, "bench", a, task.DeliveryDelivered, time.Time{}); err != nil {
+		results, err := s.RecordAttempts(ctx, "bench", []task.AttemptRecord{{Attempt: a, State: task.DeliveryDelivered}})
+		if err = errors.Join(append(results, err)...); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -95,63 +96,132 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	return cbs, nil
 }
 
-// RecordAttempt stores attempt a of a callback under owner's unexpired
-// lease, frees the lease and moves the callback to state, due again at next
-// while it stays pending, in which case it signals CallbackReady.
-func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
-	now := s.now()
-	var nextAt, finishedAt sql.NullInt64
-	switch state {
-	case task.DeliveryPending:
-		nextAt = sql.NullInt64{Int64: ms(next), Valid: true}
-	case task.DeliveryDelivered, task.DeliveryExhausted:
-		finishedAt = sql.NullInt64{Int64: ms(now), Valid: true}
-	default:
-		return fmt.Errorf("record attempt %d of callback %s: unknown delivery state %q", a.N, a.CallbackID, state)
+// RecordAttempts stores the attempts of records in one transaction, each
+// under owner's unexpired lease on its callback: it frees the lease and
+// moves the callback to the record's state, due again at its Next while it
+// stays pending. It signals CallbackReady when a recorded attempt left its
+// callback pending.
+func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task.AttemptRecord) ([]error, error) {
+	if len(records) == 0 {
+		return nil, nil
 	}
-	// A zero status code means no response arrived: NULL says so.
-	status := sql.NullInt64{Int64: int64(a.StatusCode), Valid: a.StatusCode != 0}
+	now := s.now()
+	outcomes := make([]attemptOutcome, len(records))
+	for i, r := range records {
+		o, err := outcomeOf(r, now)
+		if err != nil {
+			return nil, err
+		}
+		outcomes[i] = o
+	}
+	results := make([]error, len(records))
+	pending := false
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		err := fenced(tx.ExecContext(ctx, `UPDATE callbacks
+		// Prepared once per batch, not once per record: parsing SQL is a
+		// large part of a small transaction's cost.
+		update, err := tx.PrepareContext(ctx, `UPDATE callbacks
 			SET state = ?, attempts = ?, next_attempt_at = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL
-			WHERE id = ? AND lease_owner = ? AND lease_until > ?`,
-			state, a.N, nextAt, finishedAt, a.CallbackID, owner, ms(now)))
+			WHERE id = ? AND lease_owner = ? AND lease_until > ?`)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO attempts (callback_id, n, started_at, duration_ms, status_code, error, response)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			a.CallbackID, a.N, ms(a.StartedAt), a.Duration.Milliseconds(), status, a.Error, a.Response)
-		return err
+		defer update.Close()
+		insert, err := tx.PrepareContext(ctx, `INSERT INTO attempts (callback_id, n, started_at, duration_ms, status_code, error, response)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insert.Close()
+		for i, r := range records {
+			o := outcomes[i]
+			err := fenced(update.ExecContext(ctx, r.State, r.N, o.next, o.finished, r.CallbackID, owner, ms(now)))
+			switch {
+			case errors.Is(err, task.ErrLeaseLost):
+				results[i] = fmt.Errorf("record attempt %d of callback %s: %w", r.N, r.CallbackID, err)
+				continue
+			case err != nil:
+				return fmt.Errorf("attempt %d of callback %s: %w", r.N, r.CallbackID, err)
+			}
+			_, err = insert.ExecContext(ctx, r.CallbackID, r.N, ms(r.StartedAt), r.Duration.Milliseconds(), o.status, r.Error, r.Response)
+			if err != nil {
+				return fmt.Errorf("attempt %d of callback %s: %w", r.N, r.CallbackID, err)
+			}
+			pending = pending || r.State == task.DeliveryPending
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record attempt %d of callback %s: %w", a.N, a.CallbackID, err)
+		return nil, fmt.Errorf("record %d attempts: %w", len(records), err)
 	}
-	// A final callback makes nothing due; signalling it would only wake
+	// Final callbacks make nothing due; signalling them would only wake
 	// the dispatcher for nothing after every delivery.
-	if state == task.DeliveryPending {
+	if pending {
 		s.callbackReady.Notify()
 	}
-	return nil
+	return results, nil
 }
 
-// DeferCallback frees owner's unexpired lease on a callback and makes it
-// due at until, attempts unchanged, and signals CallbackReady.
-func (s *Store) DeferCallback(ctx context.Context, owner, callbackID string, until time.Time) error {
-	if until.IsZero() {
-		return fmt.Errorf("defer callback %s: no time to defer it to", callbackID)
+// attemptOutcome is what an AttemptRecord writes besides its attempt, as
+// stored.
+type attemptOutcome struct {
+	next, finished sql.NullInt64
+	// status is NULL for a zero status code: no response arrived.
+	status sql.NullInt64
+}
+
+// outcomeOf returns the columns record r writes at now, or an error for an
+// unknown state.
+func outcomeOf(r task.AttemptRecord, now time.Time) (attemptOutcome, error) {
+	o := attemptOutcome{status: sql.NullInt64{Int64: int64(r.StatusCode), Valid: r.StatusCode != 0}}
+	switch r.State {
+	case task.DeliveryPending:
+		o.next = sql.NullInt64{Int64: ms(r.Next), Valid: true}
+	case task.DeliveryDelivered, task.DeliveryExhausted:
+		o.finished = sql.NullInt64{Int64: ms(now), Valid: true}
+	default:
+		return attemptOutcome{}, fmt.Errorf("record attempt %d of callback %s: unknown delivery state %q", r.N, r.CallbackID, r.State)
 	}
+	return o, nil
+}
+
+// DeferCallbacks frees owner's unexpired lease on each callback of
+// deferrals and makes it due at the deferral's Until, attempts unchanged,
+// in one transaction, and signals CallbackReady.
+func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []task.Deferral) ([]error, error) {
+	if len(deferrals) == 0 {
+		return nil, nil
+	}
+	for _, d := range deferrals {
+		if d.Until.IsZero() {
+			return nil, fmt.Errorf("defer callback %s: no time to defer it to", d.CallbackID)
+		}
+	}
+	now := s.now()
+	results := make([]error, len(deferrals))
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		return fenced(tx.ExecContext(ctx, `UPDATE callbacks
+		update, err := tx.PrepareContext(ctx, `UPDATE callbacks
 			SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
-			WHERE id = ? AND next_attempt_at IS NOT NULL AND lease_owner = ? AND lease_until > ?`,
-			ms(until), callbackID, owner, ms(s.now())))
+			WHERE id = ? AND next_attempt_at IS NOT NULL AND lease_owner = ? AND lease_until > ?`)
+		if err != nil {
+			return err
+		}
+		defer update.Close()
+		for i, d := range deferrals {
+			err := fenced(update.ExecContext(ctx, ms(d.Until), d.CallbackID, owner, ms(now)))
+			switch {
+			case errors.Is(err, task.ErrLeaseLost):
+				results[i] = fmt.Errorf("defer callback %s: %w", d.CallbackID, err)
+			case err != nil:
+				return fmt.Errorf("callback %s: %w", d.CallbackID, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("defer callback %s: %w", callbackID, err)
+		return nil, fmt.Errorf("defer %d callbacks: %w", len(deferrals), err)
 	}
 	s.callbackReady.Notify()
-	return nil
+	return results, nil
 }
 
 // nextCallbackDueQuery finds the earliest claimable time among three

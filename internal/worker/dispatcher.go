@@ -109,6 +109,7 @@ type Dispatcher struct {
 	cfg    DispatcherConfig
 	client *http.Client
 	hosts  *hostLimiter
+	rec    *recorder
 	loop   claimLoop[*task.Callback]
 }
 
@@ -163,6 +164,12 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 			hosts:    make(map[string]*hostState),
 			pruneAt:  minPruneAt,
 		},
+		// An attempt is recorded while its lease lasts, through a
+		// database restart if need be: an attempt that is not recorded is
+		// made again, and a delivered one would reach the receiver twice.
+		// The lease outlives the attempt by LeaseMargin; half of it stays
+		// on the safe side.
+		rec: newRecorder(cfg.Store, cfg.Owner, cfg.LeaseMargin/2, cfg.Concurrency),
 	}
 	lease := cfg.Timeout + cfg.LeaseMargin
 	claimer := func(lane task.Lane) func(context.Context, int) ([]*task.Callback, error) {
@@ -205,7 +212,16 @@ func newTransport(conns, perHost int) *http.Transport {
 // Run delivers callbacks until ctx is cancelled. Attempts in flight are
 // finished and recorded, not cut (which would send them again), so Run
 // returns at most Timeout after ctx is cancelled.
-func (d *Dispatcher) Run(ctx context.Context) error { return d.loop.run(ctx) }
+func (d *Dispatcher) Run(ctx context.Context) error {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { d.rec.run(ctx, stop) })
+	defer wg.Wait()
+	// The claim loop returns once every attempt has its result: no
+	// attempt is left waiting for the recorder.
+	defer close(stop)
+	return d.loop.run(ctx)
+}
 
 // deliver makes one attempt of cb, when its host has room for it, and
 // records it; otherwise it hands cb back to the store for later.
@@ -222,13 +238,7 @@ func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
 	d.hosts.release(host, a.Duration, a.StatusCode != 0)
 
 	state, next := d.outcome(a, retryAfter)
-	// Recorded while the lease lasts, through a database restart if need
-	// be: an attempt that is not recorded is made again, and a delivered
-	// one would reach the receiver twice. The lease outlives the attempt
-	// by LeaseMargin; half of it stays on the safe side.
-	err := persist(ctx, d.cfg.LeaseMargin/2, func(ctx context.Context) error {
-		return d.cfg.Store.RecordAttempt(ctx, d.cfg.Owner, a, state, next)
-	})
+	err := d.rec.record(task.AttemptRecord{Attempt: a, State: state, Next: next})
 
 	log := d.cfg.Logger
 	attrs := []any{
@@ -257,9 +267,7 @@ func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
 // once, for whoever runs next).
 func (d *Dispatcher) postpone(ctx context.Context, cb *task.Callback, host string, delay time.Duration) {
 	until := d.cfg.Now().Add(d.jittered(delay))
-	err := persist(ctx, d.cfg.LeaseMargin/2, func(ctx context.Context) error {
-		return d.cfg.Store.DeferCallback(ctx, d.cfg.Owner, cb.ID, until)
-	})
+	err := d.rec.deferCallback(task.Deferral{CallbackID: cb.ID, Until: until})
 	attrs := []any{"task_id", cb.TaskID, "callback_id", cb.ID, "stage", cb.Stage, "host", host}
 	if err != nil {
 		// Nothing is lost: the callback is claimed again once its lease

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -644,11 +645,14 @@ func seedRetries(t *testing.T, st task.Store, n int, url string) []*task.Callbac
 	if err != nil || len(claimed) != n {
 		t.Fatalf("claim: got %d callbacks, %v; want %d", len(claimed), err, n)
 	}
-	for _, c := range claimed {
+	records := make([]task.AttemptRecord, len(claimed))
+	for i, c := range claimed {
 		a := task.Attempt{CallbackID: c.ID, N: 1, StartedAt: time.Now(), StatusCode: 500, Error: "HTTP 500"}
-		if err := st.RecordAttempt(t.Context(), "seeder", a, task.DeliveryPending, time.Now()); err != nil {
-			t.Fatalf("record attempt: %v", err)
-		}
+		records[i] = task.AttemptRecord{Attempt: a, State: task.DeliveryPending, Next: time.Now()}
+	}
+	results, err := st.RecordAttempts(t.Context(), "seeder", records)
+	if err = errors.Join(append(results, err)...); err != nil {
+		t.Fatalf("record attempts: %v", err)
 	}
 	return cbs
 }
@@ -907,12 +911,14 @@ type deferCounter struct {
 	deferred atomic.Int32
 }
 
-func (s *deferCounter) DeferCallback(ctx context.Context, owner, callbackID string, until time.Time) error {
-	err := s.Store.DeferCallback(ctx, owner, callbackID, until)
-	if err == nil {
-		s.deferred.Add(1)
+func (s *deferCounter) DeferCallbacks(ctx context.Context, owner string, ds []task.Deferral) ([]error, error) {
+	results, err := s.Store.DeferCallbacks(ctx, owner, ds)
+	for _, err := range results {
+		if err == nil {
+			s.deferred.Add(1)
+		}
 	}
-	return err
+	return results, err
 }
 
 // TestDispatcherDeferral sends more callbacks to a host at a cap of one
@@ -994,4 +1000,54 @@ func TestDispatcherShutdownHandsBack(t *testing.T) {
 		claimed += len(got)
 		return delivered+claimed == len(cbs)
 	})
+}
+
+// gatedRecorder is a Store whose first RecordAttempts waits for open to
+// be closed, and that notes the size of every batch it records.
+type gatedRecorder struct {
+	task.Store
+	open    chan struct{}
+	mu      sync.Mutex
+	batches []int
+}
+
+func (s *gatedRecorder) RecordAttempts(ctx context.Context, owner string, rs []task.AttemptRecord) ([]error, error) {
+	s.mu.Lock()
+	first := len(s.batches) == 0
+	s.batches = append(s.batches, len(rs))
+	s.mu.Unlock()
+	if first {
+		<-s.open
+	}
+	return s.Store.RecordAttempts(ctx, owner, rs)
+}
+
+// TestDispatcherGroupCommit holds the first recording back while the
+// other attempts finish: they are recorded together in few commits, not
+// one each, and every callback is delivered once with its attempt.
+func TestDispatcherGroupCommit(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	st := &gatedRecorder{Store: openStore(t, nil), open: make(chan struct{})}
+	rc := newReceiver(t, answer(http.StatusOK, "ok"))
+	cbs := seedMany(t, st, n, rc.URL+"/cb")
+	start(t, newDispatcher(t, st, nil).Run)
+
+	waitFor(t, "every callback to arrive", func() bool { return len(rc.Requests("/cb")) == n })
+	close(st.open)
+	for _, cb := range cbs {
+		got := waitState(t, st, cb, task.DeliveryDelivered)
+		if got.Attempts != 1 || len(got.History) != 1 {
+			t.Errorf("callback %s: delivered after %d attempts, history %d; want 1, 1", cb.ID, got.Attempts, len(got.History))
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.batches) > n/4 {
+		t.Errorf("got %d commits for %d attempts (%v), want the attempts that finished during a commit recorded together",
+			len(st.batches), n, st.batches)
+	}
+	if got := len(rc.Requests("/cb")); got != n {
+		t.Errorf("receiver got %d requests, want %d", got, n)
+	}
 }

@@ -1051,3 +1051,50 @@ func TestDispatcherGroupCommit(t *testing.T) {
 		t.Errorf("receiver got %d requests, want %d", got, n)
 	}
 }
+
+// claimCounter is a Store that counts the claims of each lane that
+// returned callbacks.
+type claimCounter struct {
+	task.Store
+	mu     sync.Mutex
+	claims map[task.Lane]int
+}
+
+func (s *claimCounter) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane, limit int, lease time.Duration) ([]*task.Callback, error) {
+	cbs, err := s.Store.ClaimCallbacks(ctx, owner, lane, limit, lease)
+	if len(cbs) > 0 {
+		s.mu.Lock()
+		s.claims[lane]++
+		s.mu.Unlock()
+	}
+	return cbs, err
+}
+
+// TestDispatcherRetryBacklog drains a backlog of retries, which can hold
+// only their lane's share of the slots while the first lane, empty,
+// leaves the others free: every retry is delivered, and they are claimed
+// in batches, not one per slot that frees.
+func TestDispatcherRetryBacklog(t *testing.T) {
+	t.Parallel()
+	const retries, slots = 600, 64
+	st := &claimCounter{Store: openStore(t, nil), claims: make(map[task.Lane]int)}
+	rc := newReceiver(t, answer(200, ""))
+	cbs := seedRetries(t, st, retries, rc.URL+"/cb")
+	start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+		c.Concurrency = slots
+		c.PerHost = slots
+	}).Run)
+
+	for _, cb := range cbs {
+		if got := waitState(t, st, cb, task.DeliveryDelivered); got.Attempts != 2 {
+			t.Errorf("callback %s delivered after %d attempts, want 2", cb.ID, got.Attempts)
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	// The retry lane holds 32 slots; a claim per slot freed makes about
+	// 570 claims, a batch is a quarter of the lane's share.
+	if got := st.claims[task.LaneRetry]; got > retries/4 {
+		t.Errorf("got %d claims of the retry lane for %d retries, want at most %d", got, retries, retries/4)
+	}
+}

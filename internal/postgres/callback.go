@@ -43,28 +43,46 @@ func insertCallback(ctx context.Context, tx pgx.Tx, taskID string, c *task.Callb
 	return nil
 }
 
-// claimCallbacksQueries lease the due pending callbacks of each lane, with
-// SKIP LOCKED for the reasons given at claimTasksQuery. Final callbacks have
-// no next_attempt_at and never match. A lane's condition is written out,
-// not a parameter, so that the planner matches it to the lane's partial
-// index (callbacks_due_first, callbacks_due_retry), which serves both the
-// filter and the order.
+// claimCallbacksQueries lease the due pending callbacks of each lane,
+// with SKIP LOCKED for the reasons given at claimTasksQuery. Final
+// callbacks have no next_attempt_at and never match. A lane's due
+// callbacks are those of its partial index (callbacks_due_first,
+// callbacks_due_retry), which holds the unleased ones in claim order, and
+// those whose lease expired unfreed, found through callbacks_leased: the
+// callbacks in flight are in neither, and no claim walks past them. A
+// lane's condition is written out, not a parameter, so that the planner
+// matches it to the lane's index.
 var claimCallbacksQueries = map[task.Lane]string{
 	task.LaneFirst: claimCallbacksQuery("attempts = 0"),
 	task.LaneRetry: claimCallbacksQuery("attempts > 0"),
 }
 
-// claimCallbacksQuery returns the claim of the lane that cond selects.
+// claimCallbacksQuery returns the claim of the lane that cond selects. The
+// rows that each group locks but the claim's limit leaves out stay locked
+// until it commits: another claim skips them meanwhile, and takes them at
+// its next turn. The IDs picked are handed to the update as an array, which
+// it looks up by primary key; joined instead, a small table may be read
+// whole.
 func claimCallbacksQuery(cond string) string {
-	return `UPDATE callbacks
-	SET lease_owner = $1, lease_until = $2
-	WHERE id IN (
-		SELECT id FROM callbacks
-		WHERE next_attempt_at IS NOT NULL AND ` + cond + ` AND next_attempt_at <= $3
-			AND (lease_until IS NULL OR lease_until <= $3)
+	return `WITH free AS (
+		SELECT id, next_attempt_at, created_at FROM callbacks
+		WHERE next_attempt_at IS NOT NULL AND ` + cond + ` AND lease_until IS NULL AND next_attempt_at <= $3
 		ORDER BY next_attempt_at, created_at, id
 		LIMIT $4
-		FOR UPDATE SKIP LOCKED)
+		FOR UPDATE SKIP LOCKED),
+	expired AS (
+		SELECT id, next_attempt_at, created_at FROM callbacks
+		WHERE lease_until <= $3 AND next_attempt_at IS NOT NULL AND ` + cond + ` AND next_attempt_at <= $3
+		ORDER BY next_attempt_at, created_at, id
+		LIMIT $4
+		FOR UPDATE SKIP LOCKED),
+	picked AS (
+		SELECT id FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) AS due
+		ORDER BY next_attempt_at, created_at, id
+		LIMIT $4)
+	UPDATE callbacks
+	SET lease_owner = $1, lease_until = $2
+	WHERE id = ANY (ARRAY(SELECT id FROM picked))
 	RETURNING ` + callbackColumns
 }
 
@@ -227,12 +245,11 @@ func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []ta
 }
 
 // nextCallbackDueQuery finds the earliest claimable time among three
-// groups, each read through an index: the unleased head of each lane (its
-// due time; the leased callbacks at a lane's head are skipped, and there
-// are no more of them than attempts in flight), and the leased callbacks
-// (their lease's expiry, or their due time if later). Reading the lanes'
-// heads instead of every pending callback keeps it cheap however large the
-// backlog of retries.
+// groups, each read through an index: the head of each lane's index,
+// which holds the unleased callbacks only (its due time), and the leased
+// callbacks (their lease's expiry, or their due time if later). Reading
+// the lanes' heads instead of every pending callback keeps it cheap however
+// large the backlog of retries.
 const nextCallbackDueQuery = `SELECT min(due) FROM (
 	(SELECT next_attempt_at AS due FROM callbacks
 		WHERE next_attempt_at IS NOT NULL AND attempts = 0 AND lease_until IS NULL

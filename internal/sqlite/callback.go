@@ -42,19 +42,40 @@ func insertCallback(ctx context.Context, tx *sql.Tx, taskID string, c *task.Call
 	return nil
 }
 
-// lanes are the conditions that put a pending callback in each lane; each
-// matches the partial index of its lane, so that a claim reads its lane's
-// head in order.
-var lanes = map[task.Lane]string{
-	task.LaneFirst: "attempts = 0",
-	task.LaneRetry: "attempts > 0",
+// claimCallbacksQueries lease the due pending callbacks of each lane:
+// ?1 is the owner, ?2 the lease's end, ?3 now and ?4 the limit. Final
+// callbacks have no next_attempt_at and never match. A lane's due
+// callbacks are those of its index (callbacks_due_first,
+// callbacks_due_retry), which holds the unleased ones in claim order, and
+// those whose lease expired unfreed, found through callbacks_leased: the
+// callbacks in flight are in neither, and no claim walks past them.
+var claimCallbacksQueries = map[task.Lane]string{
+	task.LaneFirst: claimCallbacksQuery("attempts = 0"),
+	task.LaneRetry: claimCallbacksQuery("attempts > 0"),
+}
+
+// claimCallbacksQuery returns the claim of the lane that cond selects,
+// written out so that SQLite matches it to the lane's partial index.
+func claimCallbacksQuery(cond string) string {
+	return `UPDATE callbacks
+	SET lease_owner = ?1, lease_until = ?2
+	WHERE id IN (
+		SELECT id FROM (
+			SELECT * FROM (SELECT id, next_attempt_at, created_at FROM callbacks
+				WHERE next_attempt_at IS NOT NULL AND ` + cond + ` AND lease_until IS NULL AND next_attempt_at <= ?3
+				ORDER BY next_attempt_at, created_at, id LIMIT ?4)
+			UNION ALL
+			SELECT * FROM (SELECT id, next_attempt_at, created_at FROM callbacks
+				WHERE lease_until <= ?3 AND next_attempt_at IS NOT NULL AND ` + cond + ` AND next_attempt_at <= ?3
+				ORDER BY next_attempt_at, created_at, id LIMIT ?4))
+		ORDER BY next_attempt_at, created_at, id LIMIT ?4)
+	RETURNING ` + callbackColumns
 }
 
 // ClaimCallbacks leases up to limit due pending callbacks of lane to owner,
-// earliest due first. Final callbacks have no next_attempt_at and never
-// match.
+// earliest due first.
 func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane, limit int, lease time.Duration) ([]*task.Callback, error) {
-	cond, ok := lanes[lane]
+	query, ok := claimCallbacksQueries[lane]
 	if !ok {
 		return nil, fmt.Errorf("claim callbacks for %s: unknown lane %q", owner, lane)
 	}
@@ -65,16 +86,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	now := s.now()
 	var cbs []*task.Callback
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE callbacks
-			SET lease_owner = ?, lease_until = ?
-			WHERE id IN (
-				SELECT id FROM callbacks
-				WHERE next_attempt_at IS NOT NULL AND `+cond+` AND next_attempt_at <= ?
-					AND (lease_until IS NULL OR lease_until <= ?)
-				ORDER BY next_attempt_at, created_at, id
-				LIMIT ?)
-			RETURNING `+callbackColumns,
-			owner, ms(now.Add(lease)), ms(now), ms(now), limit)
+		rows, err := tx.QueryContext(ctx, query, owner, ms(now.Add(lease)), ms(now), limit)
 		if err != nil {
 			return err
 		}
@@ -225,12 +237,11 @@ func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []ta
 }
 
 // nextCallbackDueQuery finds the earliest claimable time among three
-// groups, each read through an index: the unleased head of each lane (its
-// due time; the leased callbacks at a lane's head are skipped, and there
-// are no more of them than attempts in flight), and the leased callbacks
-// (their lease's expiry, or their due time if later). Reading the lanes'
-// heads instead of every pending callback keeps it cheap however large the
-// backlog of retries.
+// groups, each read through an index: the head of each lane's index,
+// which holds the unleased callbacks only (its due time), and the leased
+// callbacks (their lease's expiry, or their due time if later). Reading
+// the lanes' heads instead of every pending callback keeps it cheap however
+// large the backlog of retries.
 const nextCallbackDueQuery = `SELECT min(due) FROM (
 	SELECT * FROM (SELECT next_attempt_at AS due FROM callbacks
 		WHERE next_attempt_at IS NOT NULL AND attempts = 0 AND lease_until IS NULL

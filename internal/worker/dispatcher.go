@@ -482,9 +482,10 @@ const (
 	minPruneAt = 1024
 )
 
-// probeHold is the longest a callback waits for a host that is probed: a
+// probeHold is how long after a probe began a callback may wait for it: a
 // receiver that answers at all answers its first attempt in much less,
-// while the callbacks of one that hangs must not hold slots for long.
+// while the callbacks of one that hangs must not hold slots for long; those
+// that come later are deferred at once.
 const probeHold = 200 * time.Millisecond
 
 // acquire takes an attempt of host for a callback: at once if the host has
@@ -506,9 +507,12 @@ func (l *hostLimiter) acquire(ctx context.Context, host string) (ok bool, deferF
 	}
 	hold := l.hold
 	if !h.answering {
-		hold = min(hold, probeHold)
+		// Until probeHold after the probe began: a probe that has not
+		// been answered by then is not worth waiting for, and a callback
+		// waiting for it would hold a slot for nothing.
+		hold = min(hold, h.lastStart.Add(probeHold).Sub(now))
 	}
-	if len(h.queue) >= l.queueLimit(h, hold) {
+	if hold <= 0 || len(h.queue) >= l.queueLimit(h, hold) {
 		defer l.mu.Unlock()
 		return false, l.deferral(h, now)
 	}

@@ -200,8 +200,9 @@ func (l *claimLoop[T]) fill(ctx context.Context, wg *sync.WaitGroup, done chan<-
 			break
 		}
 		n := min(free, ln.share-held.lanes[i], maxClaim)
+		held.capped[i] = n <= 0
 		if n <= 0 {
-			held.capped[i], capped = true, true
+			capped = true
 			continue
 		}
 		items, err := ln.claim(ctx, n)

@@ -247,15 +247,20 @@ func (o *observer) CommitStage(ctx context.Context, owner string, sc task.StageC
 	return nil
 }
 
-// RecordAttempt records a and notes it.
-func (o *observer) RecordAttempt(ctx context.Context, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
-	if err := o.Store.RecordAttempt(ctx, owner, a, state, next); err != nil {
-		return err
+// RecordAttempts records rs and notes the attempts recorded.
+func (o *observer) RecordAttempts(ctx context.Context, owner string, rs []task.AttemptRecord) ([]error, error) {
+	results, err := o.Store.RecordAttempts(ctx, owner, rs)
+	if err != nil {
+		return nil, err
 	}
 	o.mu.Lock()
-	o.records[a.CallbackID] = append(o.records[a.CallbackID], recordNote{a.N, state, a.StartedAt.Add(a.Duration), next})
-	o.mu.Unlock()
-	return nil
+	defer o.mu.Unlock()
+	for i, r := range rs {
+		if results[i] == nil {
+			o.records[r.CallbackID] = append(o.records[r.CallbackID], recordNote{r.N, r.State, r.StartedAt.Add(r.Duration), r.Next})
+		}
+	}
+	return results, nil
 }
 
 // recorded waits until an attempt of every callback committed for the

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -25,7 +26,8 @@ func (s *testServer) attempt(t *testing.T, lane task.Lane, a task.Attempt, took 
 	}
 	a.CallbackID, a.N, a.StartedAt, a.Duration = cbs[0].ID, cbs[0].Attempts+1, s.clock.Now(), took
 	s.clock.Advance(took)
-	if err := s.store.RecordAttempt(ctx, testDispatcher, a, state, next); err != nil {
+	results, err := s.store.RecordAttempts(ctx, testDispatcher, []task.AttemptRecord{{Attempt: a, State: state, Next: next}})
+	if err := errors.Join(append(results, err)...); err != nil {
 		t.Fatal(err)
 	}
 }

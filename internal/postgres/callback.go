@@ -43,28 +43,46 @@ func insertCallback(ctx context.Context, tx pgx.Tx, taskID string, c *task.Callb
 	return nil
 }
 
-// claimCallbacksQueries lease the due pending callbacks of each lane, with
-// SKIP LOCKED for the reasons given at claimTasksQuery. Final callbacks have
-// no next_attempt_at and never match. A lane's condition is written out,
-// not a parameter, so that the planner matches it to the lane's partial
-// index (callbacks_due_first, callbacks_due_retry), which serves both the
-// filter and the order.
+// claimCallbacksQueries lease the due pending callbacks of each lane,
+// with SKIP LOCKED for the reasons given at claimTasksQuery. Final
+// callbacks have no next_attempt_at and never match. A lane's due
+// callbacks are those of its partial index (callbacks_due_first,
+// callbacks_due_retry), which holds the unleased ones in claim order, and
+// those whose lease expired unfreed, found through callbacks_leased: the
+// callbacks in flight are in neither, and no claim walks past them. A
+// lane's condition is written out, not a parameter, so that the planner
+// matches it to the lane's index.
 var claimCallbacksQueries = map[task.Lane]string{
 	task.LaneFirst: claimCallbacksQuery("attempts = 0"),
 	task.LaneRetry: claimCallbacksQuery("attempts > 0"),
 }
 
-// claimCallbacksQuery returns the claim of the lane that cond selects.
+// claimCallbacksQuery returns the claim of the lane that cond selects. The
+// rows that each group locks but the claim's limit leaves out stay locked
+// until it commits: another claim skips them meanwhile, and takes them at
+// its next turn. The IDs picked are handed to the update as an array, which
+// it looks up by primary key; joined instead, a small table may be read
+// whole.
 func claimCallbacksQuery(cond string) string {
-	return `UPDATE callbacks
-	SET lease_owner = $1, lease_until = $2, lease_redelivery = redeliveries
-	WHERE id IN (
-		SELECT id FROM callbacks
-		WHERE next_attempt_at IS NOT NULL AND ` + cond + ` AND next_attempt_at <= $3
-			AND (lease_until IS NULL OR lease_until <= $3)
+	return `WITH free AS (
+		SELECT id, next_attempt_at, created_at FROM callbacks
+		WHERE next_attempt_at IS NOT NULL AND ` + cond + ` AND lease_until IS NULL AND next_attempt_at <= $3
 		ORDER BY next_attempt_at, created_at, id
 		LIMIT $4
-		FOR UPDATE SKIP LOCKED)
+		FOR UPDATE SKIP LOCKED),
+	expired AS (
+		SELECT id, next_attempt_at, created_at FROM callbacks
+		WHERE lease_until <= $3 AND next_attempt_at IS NOT NULL AND ` + cond + ` AND next_attempt_at <= $3
+		ORDER BY next_attempt_at, created_at, id
+		LIMIT $4
+		FOR UPDATE SKIP LOCKED),
+	picked AS (
+		SELECT id FROM (SELECT * FROM free UNION ALL SELECT * FROM expired) AS due
+		ORDER BY next_attempt_at, created_at, id
+		LIMIT $4)
+	UPDATE callbacks
+	SET lease_owner = $1, lease_until = $2, lease_redelivery = redeliveries
+	WHERE id = ANY (ARRAY(SELECT id FROM picked))
 	RETURNING ` + callbackColumns
 }
 
@@ -97,51 +115,61 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	return cbs, nil
 }
 
-// RecordAttempt stores attempt a of a callback under owner's unexpired
-// lease, frees the lease and moves the callback to state, due again at next
-// while it stays pending, in which case it wakes every instance. The
-// attempt is filed under the series the callback was claimed in; if the
-// callback was redelivered since, the new series is left as it is.
-func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
+// recordAttemptQuery records one attempt under the owner's unexpired
+// lease: it frees the lease and moves the callback to its new state, and
+// stores the attempt only if that update found the lease, so that the
+// statement answers no row when the lease is lost, and otherwise whether
+// the callback is still pending. The attempt is filed
+// under the series the callback was claimed in; every expression of SET
+// reads the row as it was, and the CASEs leave a series begun by a
+// redelivery since the claim as it is.
+const recordAttemptQuery = `WITH leased AS (
+	UPDATE callbacks SET
+		state = CASE WHEN redeliveries = lease_redelivery THEN $1 ELSE state END,
+		attempts = CASE WHEN redeliveries = lease_redelivery THEN $2 ELSE attempts END,
+		next_attempt_at = CASE WHEN redeliveries = lease_redelivery THEN $3 ELSE next_attempt_at END,
+		finished_at = CASE WHEN redeliveries = lease_redelivery THEN $4 ELSE finished_at END,
+		lease_owner = NULL, lease_until = NULL
+	WHERE id = $5 AND lease_owner = $6 AND lease_until > $7
+	RETURNING id, lease_redelivery, next_attempt_at IS NOT NULL AS due),
+stored AS (
+	INSERT INTO attempts (callback_id, redelivery, n, started_at, duration_ms, status_code, error, response)
+	SELECT id, lease_redelivery, $2, $8, $9, $10, $11, $12 FROM leased)
+SELECT due FROM leased`
+
+// RecordAttempts stores the attempts of records in one transaction, each
+// under owner's unexpired lease on its callback: it frees the lease and
+// moves the callback to the record's state, due again at its Next while it
+// stays pending. The records' statements are sent in one round trip. When
+// a recorded attempt left its callback pending, it wakes every instance.
+func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task.AttemptRecord) ([]error, error) {
+	if len(records) == 0 {
+		return nil, nil
+	}
 	now := s.now()
-	var nextAt, finishedAt *time.Time
-	switch state {
-	case task.DeliveryPending:
-		nextAt = &next
-	case task.DeliveryDelivered, task.DeliveryExhausted:
-		finishedAt = &now
-	default:
-		return fmt.Errorf("record attempt %d of callback %s: unknown delivery state %q", a.N, a.CallbackID, state)
+	batch := &pgx.Batch{}
+	for _, r := range records {
+		var nextAt, finishedAt *time.Time
+		switch r.State {
+		case task.DeliveryPending:
+			nextAt = &r.Next
+		case task.DeliveryDelivered, task.DeliveryExhausted:
+			finishedAt = &now
+		default:
+			return nil, fmt.Errorf("record attempt %d of callback %s: unknown delivery state %q", r.N, r.CallbackID, r.State)
+		}
+		// A zero status code means no response arrived: NULL says so.
+		var status *int
+		if r.StatusCode != 0 {
+			status = &r.StatusCode
+		}
+		batch.Queue(recordAttemptQuery, r.State, r.N, nextAt, finishedAt, r.CallbackID, owner, now,
+			r.StartedAt, r.Duration.Milliseconds(), status, validText(r.Error), r.Response)
 	}
-	// A zero status code means no response arrived: NULL says so.
-	var status *int
-	if a.StatusCode != 0 {
-		status = &a.StatusCode
-	}
-	var pending bool
+	results := make([]error, len(records))
+	pending := false
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		// Every expression of SET reads the row as it was: the CASEs ask
-		// whether the attempt's series is still the current one.
-		var redelivery int
-		err := tx.QueryRow(ctx, `UPDATE callbacks SET
-				state = CASE WHEN redeliveries = lease_redelivery THEN $1 ELSE state END,
-				attempts = CASE WHEN redeliveries = lease_redelivery THEN $2 ELSE attempts END,
-				next_attempt_at = CASE WHEN redeliveries = lease_redelivery THEN $3 ELSE next_attempt_at END,
-				finished_at = CASE WHEN redeliveries = lease_redelivery THEN $4 ELSE finished_at END,
-				lease_owner = NULL, lease_until = NULL
-			WHERE id = $5 AND lease_owner = $6 AND lease_until > $7
-			RETURNING lease_redelivery, next_attempt_at IS NOT NULL`,
-			state, a.N, nextAt, finishedAt, a.CallbackID, owner, now).Scan(&redelivery, &pending)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return task.ErrLeaseLost
-		}
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO attempts (callback_id, redelivery, n, started_at, duration_ms, status_code, error, response)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			a.CallbackID, redelivery, a.N, a.StartedAt, a.Duration.Milliseconds(), status, validText(a.Error), a.Response)
-		if err != nil {
+		if err := sendRecords(ctx, tx, batch, records, results, &pending); err != nil {
 			return err
 		}
 		if !pending {
@@ -150,46 +178,109 @@ func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt,
 		return s.notify(ctx, tx, wakeCallback)
 	})
 	if err != nil {
-		return fmt.Errorf("record attempt %d of callback %s: %w", a.N, a.CallbackID, err)
+		return nil, fmt.Errorf("record %d attempts: %w", len(records), err)
 	}
-	// A final callback makes nothing due; signalling it would only wake
+	// Final callbacks make nothing due; signalling them would only wake
 	// the dispatcher for nothing after every delivery.
 	if pending {
 		s.callbackReady.Notify()
 	}
+	return results, nil
+}
+
+// sendRecords runs batch, a recordAttemptQuery per record, in tx, sets the
+// result of each record whose lease was lost, and sets *pending when a
+// recorded attempt left its callback pending (a redelivery may have, even
+// after a final attempt).
+func sendRecords(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, records []task.AttemptRecord, results []error, pending *bool) (err error) {
+	br := tx.SendBatch(ctx, batch)
+	defer func() {
+		// Close reports the error of a failed statement again.
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for i, r := range records {
+		var due bool
+		err := br.QueryRow().Scan(&due)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			results[i] = fmt.Errorf("record attempt %d of callback %s: %w", r.N, r.CallbackID, task.ErrLeaseLost)
+		case err != nil:
+			return fmt.Errorf("record attempt %d of callback %s: %w", r.N, r.CallbackID, err)
+		default:
+			*pending = *pending || due
+		}
+	}
 	return nil
 }
 
-// DeferCallback frees owner's unexpired lease on a callback and makes it
-// due at until, attempts unchanged, and wakes every instance.
-func (s *Store) DeferCallback(ctx context.Context, owner, callbackID string, until time.Time) error {
-	if until.IsZero() {
-		return fmt.Errorf("defer callback %s: no time to defer it to", callbackID)
+// sendFenced runs batch, statements under a lease each, in tx, and sets
+// the result of each statement that found its lease lost; name(i) names
+// the operation of statement i in errors.
+func sendFenced(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, results []error, name func(i int) string) (err error) {
+	br := tx.SendBatch(ctx, batch)
+	defer func() {
+		// Close reports the error of a failed statement again.
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for i := range results {
+		err := fenced(br.Exec())
+		switch {
+		case errors.Is(err, task.ErrLeaseLost):
+			results[i] = fmt.Errorf("%s: %w", name(i), err)
+		case err != nil:
+			return fmt.Errorf("%s: %w", name(i), err)
+		}
 	}
+	return nil
+}
+
+// deferCallbackQuery hands a callback back under the owner's unexpired
+// lease.
+const deferCallbackQuery = `UPDATE callbacks
+	SET next_attempt_at = $1, lease_owner = NULL, lease_until = NULL
+	WHERE id = $2 AND next_attempt_at IS NOT NULL AND lease_owner = $3 AND lease_until > $4`
+
+// DeferCallbacks frees owner's unexpired lease on each callback of
+// deferrals and makes it due at the deferral's Until, attempts unchanged,
+// in one transaction whose statements are sent in one round trip, and
+// wakes every instance.
+func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []task.Deferral) ([]error, error) {
+	if len(deferrals) == 0 {
+		return nil, nil
+	}
+	now := s.now()
+	batch := &pgx.Batch{}
+	for _, d := range deferrals {
+		if d.Until.IsZero() {
+			return nil, fmt.Errorf("defer callback %s: no time to defer it to", d.CallbackID)
+		}
+		batch.Queue(deferCallbackQuery, d.Until, d.CallbackID, owner, now)
+	}
+	results := make([]error, len(deferrals))
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		err := fenced(tx.Exec(ctx, `UPDATE callbacks
-			SET next_attempt_at = $1, lease_owner = NULL, lease_until = NULL
-			WHERE id = $2 AND next_attempt_at IS NOT NULL AND lease_owner = $3 AND lease_until > $4`,
-			until, callbackID, owner, s.now()))
+		err := sendFenced(ctx, tx, batch, results, func(i int) string { return "defer callback " + deferrals[i].CallbackID })
 		if err != nil {
 			return err
 		}
 		return s.notify(ctx, tx, wakeCallback)
 	})
 	if err != nil {
-		return fmt.Errorf("defer callback %s: %w", callbackID, err)
+		return nil, fmt.Errorf("defer %d callbacks: %w", len(deferrals), err)
 	}
 	s.callbackReady.Notify()
-	return nil
+	return results, nil
 }
 
 // nextCallbackDueQuery finds the earliest claimable time among three
-// groups, each read through an index: the unleased head of each lane (its
-// due time; the leased callbacks at a lane's head are skipped, and there
-// are no more of them than attempts in flight), and the leased callbacks
-// (their lease's expiry, or their due time if later). Reading the lanes'
-// heads instead of every pending callback keeps it cheap however large the
-// backlog of retries.
+// groups, each read through an index: the head of each lane's index,
+// which holds the unleased callbacks only (its due time), and the leased
+// callbacks (their lease's expiry, or their due time if later). Reading
+// the lanes' heads instead of every pending callback keeps it cheap however
+// large the backlog of retries.
 const nextCallbackDueQuery = `SELECT min(due) FROM (
 	(SELECT next_attempt_at AS due FROM callbacks
 		WHERE next_attempt_at IS NOT NULL AND attempts = 0 AND lease_until IS NULL

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -188,16 +189,18 @@ func TestWakeUpAcrossInstances(t *testing.T) {
 		t.Fatalf("ClaimCallbacks on B: got %d callbacks, %v, want 1, nil", len(got), err)
 	}
 	a1 := task.Attempt{CallbackID: cb.ID, N: 1, StartedAt: fixedNow(), StatusCode: 500, Error: "HTTP 500"}
-	if err := b.RecordAttempt(ctx, "b", a1, task.DeliveryPending, fixedNow()); err != nil {
-		t.Fatalf("RecordAttempt on B: %v", err)
+	results, err := b.RecordAttempts(ctx, "b", []task.AttemptRecord{{Attempt: a1, State: task.DeliveryPending, Next: fixedNow()}})
+	if err = errors.Join(append(results, err)...); err != nil {
+		t.Fatalf("RecordAttempts on B: %v", err)
 	}
 	waitSignal(t, "A's CallbackReady after a retry scheduled on B", a.CallbackReady())
 
 	if got, err := b.ClaimCallbacks(ctx, "b", task.LaneRetry, 1, time.Hour); err != nil || len(got) != 1 {
 		t.Fatalf("ClaimCallbacks of the retry on B: got %d callbacks, %v, want 1, nil", len(got), err)
 	}
-	if err := b.DeferCallback(ctx, "b", cb.ID, fixedNow().Add(time.Second)); err != nil {
-		t.Fatalf("DeferCallback on B: %v", err)
+	results, err = b.DeferCallbacks(ctx, "b", []task.Deferral{{CallbackID: cb.ID, Until: fixedNow().Add(time.Second)}})
+	if err = errors.Join(append(results, err)...); err != nil {
+		t.Fatalf("DeferCallbacks on B: %v", err)
 	}
 	waitSignal(t, "A's CallbackReady after a deferral on B", a.CallbackReady())
 

@@ -43,19 +43,40 @@ func insertCallback(ctx context.Context, tx *sql.Tx, taskID string, c *task.Call
 	return nil
 }
 
-// lanes are the conditions that put a pending callback in each lane; each
-// matches the partial index of its lane, so that a claim reads its lane's
-// head in order.
-var lanes = map[task.Lane]string{
-	task.LaneFirst: "attempts = 0",
-	task.LaneRetry: "attempts > 0",
+// claimCallbacksQueries lease the due pending callbacks of each lane:
+// ?1 is the owner, ?2 the lease's end, ?3 now and ?4 the limit. Final
+// callbacks have no next_attempt_at and never match. A lane's due
+// callbacks are those of its index (callbacks_due_first,
+// callbacks_due_retry), which holds the unleased ones in claim order, and
+// those whose lease expired unfreed, found through callbacks_leased: the
+// callbacks in flight are in neither, and no claim walks past them.
+var claimCallbacksQueries = map[task.Lane]string{
+	task.LaneFirst: claimCallbacksQuery("attempts = 0"),
+	task.LaneRetry: claimCallbacksQuery("attempts > 0"),
+}
+
+// claimCallbacksQuery returns the claim of the lane that cond selects,
+// written out so that SQLite matches it to the lane's partial index.
+func claimCallbacksQuery(cond string) string {
+	return `UPDATE callbacks
+	SET lease_owner = ?1, lease_until = ?2, lease_redelivery = redeliveries
+	WHERE id IN (
+		SELECT id FROM (
+			SELECT * FROM (SELECT id, next_attempt_at, created_at FROM callbacks
+				WHERE next_attempt_at IS NOT NULL AND ` + cond + ` AND lease_until IS NULL AND next_attempt_at <= ?3
+				ORDER BY next_attempt_at, created_at, id LIMIT ?4)
+			UNION ALL
+			SELECT * FROM (SELECT id, next_attempt_at, created_at FROM callbacks
+				WHERE lease_until <= ?3 AND next_attempt_at IS NOT NULL AND ` + cond + ` AND next_attempt_at <= ?3
+				ORDER BY next_attempt_at, created_at, id LIMIT ?4))
+		ORDER BY next_attempt_at, created_at, id LIMIT ?4)
+	RETURNING ` + callbackColumns
 }
 
 // ClaimCallbacks leases up to limit due pending callbacks of lane to owner,
-// earliest due first. Final callbacks have no next_attempt_at and never
-// match.
+// earliest due first.
 func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane, limit int, lease time.Duration) ([]*task.Callback, error) {
-	cond, ok := lanes[lane]
+	query, ok := claimCallbacksQueries[lane]
 	if !ok {
 		return nil, fmt.Errorf("claim callbacks for %s: unknown lane %q", owner, lane)
 	}
@@ -66,16 +87,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	now := s.now()
 	var cbs []*task.Callback
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE callbacks
-			SET lease_owner = ?, lease_until = ?, lease_redelivery = redeliveries
-			WHERE id IN (
-				SELECT id FROM callbacks
-				WHERE next_attempt_at IS NOT NULL AND `+cond+` AND next_attempt_at <= ?
-					AND (lease_until IS NULL OR lease_until <= ?)
-				ORDER BY next_attempt_at, created_at, id
-				LIMIT ?)
-			RETURNING `+callbackColumns,
-			owner, ms(now.Add(lease)), ms(now), ms(now), limit)
+		rows, err := tx.QueryContext(ctx, query, owner, ms(now.Add(lease)), ms(now), limit)
 		if err != nil {
 			return err
 		}
@@ -97,86 +109,151 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	return cbs, nil
 }
 
-// RecordAttempt stores attempt a of a callback under owner's unexpired
-// lease, frees the lease and moves the callback to state, due again at next
-// while it stays pending, in which case it signals CallbackReady. The
-// attempt is filed under the series the callback was claimed in; if the
-// callback was redelivered since, the new series is left as it is.
-func (s *Store) RecordAttempt(ctx context.Context, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
-	now := s.now()
-	var nextAt, finishedAt sql.NullInt64
-	switch state {
-	case task.DeliveryPending:
-		nextAt = sql.NullInt64{Int64: ms(next), Valid: true}
-	case task.DeliveryDelivered, task.DeliveryExhausted:
-		finishedAt = sql.NullInt64{Int64: ms(now), Valid: true}
-	default:
-		return fmt.Errorf("record attempt %d of callback %s: unknown delivery state %q", a.N, a.CallbackID, state)
+// RecordAttempts stores the attempts of records in one transaction, each
+// under owner's unexpired lease on its callback: it frees the lease and
+// moves the callback to the record's state, due again at its Next while it
+// stays pending. Each attempt is filed under the series its callback was
+// claimed in; a callback redelivered since keeps its new series as it is.
+// It signals CallbackReady when a recorded attempt left its callback
+// pending.
+func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task.AttemptRecord) ([]error, error) {
+	if len(records) == 0 {
+		return nil, nil
 	}
-	// A zero status code means no response arrived: NULL says so.
-	status := sql.NullInt64{Int64: int64(a.StatusCode), Valid: a.StatusCode != 0}
-	var pending bool
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		// Every expression of SET reads the row as it was: same is whether
-		// the attempt's series is still the current one.
-		var redelivery int
-		err := tx.QueryRowContext(ctx, `UPDATE callbacks SET
-				state = CASE WHEN redeliveries = lease_redelivery THEN ? ELSE state END,
-				attempts = CASE WHEN redeliveries = lease_redelivery THEN ? ELSE attempts END,
-				next_attempt_at = CASE WHEN redeliveries = lease_redelivery THEN ? ELSE next_attempt_at END,
-				finished_at = CASE WHEN redeliveries = lease_redelivery THEN ? ELSE finished_at END,
-				lease_owner = NULL, lease_until = NULL
-			WHERE id = ? AND lease_owner = ? AND lease_until > ?
-			RETURNING lease_redelivery, next_attempt_at IS NOT NULL`,
-			state, a.N, nextAt, finishedAt, a.CallbackID, owner, ms(now)).Scan(&redelivery, &pending)
-		if errors.Is(err, sql.ErrNoRows) {
-			return task.ErrLeaseLost
+	now := s.now()
+	outcomes := make([]attemptOutcome, len(records))
+	for i, r := range records {
+		o, err := outcomeOf(r, now)
+		if err != nil {
+			return nil, err
 		}
+		outcomes[i] = o
+	}
+	results := make([]error, len(records))
+	pending := false
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		// Prepared once per batch, not once per record: parsing SQL is a
+		// large part of a small transaction's cost.
+		// Every expression of SET reads the row as it was: the CASEs ask
+		// whether the attempt's series is still the current one.
+		update, err := tx.PrepareContext(ctx, `UPDATE callbacks SET
+				state = CASE WHEN redeliveries = lease_redelivery THEN ?1 ELSE state END,
+				attempts = CASE WHEN redeliveries = lease_redelivery THEN ?2 ELSE attempts END,
+				next_attempt_at = CASE WHEN redeliveries = lease_redelivery THEN ?3 ELSE next_attempt_at END,
+				finished_at = CASE WHEN redeliveries = lease_redelivery THEN ?4 ELSE finished_at END,
+				lease_owner = NULL, lease_until = NULL
+			WHERE id = ?5 AND lease_owner = ?6 AND lease_until > ?7
+			RETURNING lease_redelivery, next_attempt_at IS NOT NULL`)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO attempts (callback_id, redelivery, n, started_at, duration_ms, status_code, error, response)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.CallbackID, redelivery, a.N, ms(a.StartedAt), a.Duration.Milliseconds(), status, a.Error, a.Response)
-		return err
+		defer update.Close()
+		insert, err := tx.PrepareContext(ctx, `INSERT INTO attempts (callback_id, redelivery, n, started_at, duration_ms, status_code, error, response)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insert.Close()
+		for i, r := range records {
+			o := outcomes[i]
+			var redelivery int
+			var due bool
+			err := update.QueryRowContext(ctx, r.State, r.N, o.next, o.finished, r.CallbackID, owner, ms(now)).Scan(&redelivery, &due)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				results[i] = fmt.Errorf("record attempt %d of callback %s: %w", r.N, r.CallbackID, task.ErrLeaseLost)
+				continue
+			case err != nil:
+				return fmt.Errorf("attempt %d of callback %s: %w", r.N, r.CallbackID, err)
+			}
+			_, err = insert.ExecContext(ctx, r.CallbackID, redelivery, r.N, ms(r.StartedAt), r.Duration.Milliseconds(), o.status, r.Error, r.Response)
+			if err != nil {
+				return fmt.Errorf("attempt %d of callback %s: %w", r.N, r.CallbackID, err)
+			}
+			pending = pending || due
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("record attempt %d of callback %s: %w", a.N, a.CallbackID, err)
+		return nil, fmt.Errorf("record %d attempts: %w", len(records), err)
 	}
-	// A final callback makes nothing due; signalling it would only wake
+	// Final callbacks make nothing due; signalling them would only wake
 	// the dispatcher for nothing after every delivery.
 	if pending {
 		s.callbackReady.Notify()
 	}
-	return nil
+	return results, nil
 }
 
-// DeferCallback frees owner's unexpired lease on a callback and makes it
-// due at until, attempts unchanged, and signals CallbackReady.
-func (s *Store) DeferCallback(ctx context.Context, owner, callbackID string, until time.Time) error {
-	if until.IsZero() {
-		return fmt.Errorf("defer callback %s: no time to defer it to", callbackID)
+// attemptOutcome is what an AttemptRecord writes besides its attempt, as
+// stored.
+type attemptOutcome struct {
+	next, finished sql.NullInt64
+	// status is NULL for a zero status code: no response arrived.
+	status sql.NullInt64
+}
+
+// outcomeOf returns the columns record r writes at now, or an error for an
+// unknown state.
+func outcomeOf(r task.AttemptRecord, now time.Time) (attemptOutcome, error) {
+	o := attemptOutcome{status: sql.NullInt64{Int64: int64(r.StatusCode), Valid: r.StatusCode != 0}}
+	switch r.State {
+	case task.DeliveryPending:
+		o.next = sql.NullInt64{Int64: ms(r.Next), Valid: true}
+	case task.DeliveryDelivered, task.DeliveryExhausted:
+		o.finished = sql.NullInt64{Int64: ms(now), Valid: true}
+	default:
+		return attemptOutcome{}, fmt.Errorf("record attempt %d of callback %s: unknown delivery state %q", r.N, r.CallbackID, r.State)
 	}
+	return o, nil
+}
+
+// DeferCallbacks frees owner's unexpired lease on each callback of
+// deferrals and makes it due at the deferral's Until, attempts unchanged,
+// in one transaction, and signals CallbackReady.
+func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []task.Deferral) ([]error, error) {
+	if len(deferrals) == 0 {
+		return nil, nil
+	}
+	for _, d := range deferrals {
+		if d.Until.IsZero() {
+			return nil, fmt.Errorf("defer callback %s: no time to defer it to", d.CallbackID)
+		}
+	}
+	now := s.now()
+	results := make([]error, len(deferrals))
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		return fenced(tx.ExecContext(ctx, `UPDATE callbacks
+		update, err := tx.PrepareContext(ctx, `UPDATE callbacks
 			SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
-			WHERE id = ? AND next_attempt_at IS NOT NULL AND lease_owner = ? AND lease_until > ?`,
-			ms(until), callbackID, owner, ms(s.now())))
+			WHERE id = ? AND next_attempt_at IS NOT NULL AND lease_owner = ? AND lease_until > ?`)
+		if err != nil {
+			return err
+		}
+		defer update.Close()
+		for i, d := range deferrals {
+			err := fenced(update.ExecContext(ctx, ms(d.Until), d.CallbackID, owner, ms(now)))
+			switch {
+			case errors.Is(err, task.ErrLeaseLost):
+				results[i] = fmt.Errorf("defer callback %s: %w", d.CallbackID, err)
+			case err != nil:
+				return fmt.Errorf("callback %s: %w", d.CallbackID, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("defer callback %s: %w", callbackID, err)
+		return nil, fmt.Errorf("defer %d callbacks: %w", len(deferrals), err)
 	}
 	s.callbackReady.Notify()
-	return nil
+	return results, nil
 }
 
 // nextCallbackDueQuery finds the earliest claimable time among three
-// groups, each read through an index: the unleased head of each lane (its
-// due time; the leased callbacks at a lane's head are skipped, and there
-// are no more of them than attempts in flight), and the leased callbacks
-// (their lease's expiry, or their due time if later). Reading the lanes'
-// heads instead of every pending callback keeps it cheap however large the
-// backlog of retries.
+// groups, each read through an index: the head of each lane's index,
+// which holds the unleased callbacks only (its due time), and the leased
+// callbacks (their lease's expiry, or their due time if later). Reading
+// the lanes' heads instead of every pending callback keeps it cheap however
+// large the backlog of retries.
 const nextCallbackDueQuery = `SELECT min(due) FROM (
 	SELECT * FROM (SELECT next_attempt_at AS due FROM callbacks
 		WHERE next_attempt_at IS NOT NULL AND attempts = 0 AND lease_until IS NULL

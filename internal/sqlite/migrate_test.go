@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"database/sql"
+	"errors"
 	"io/fs"
 	"path/filepath"
 	"testing"
@@ -27,7 +28,8 @@ func TestMigrateRedeliveryDownUp(t *testing.T) {
 			t.Fatalf("ClaimCallbacks: got %d, %v, want 1", len(got), err)
 		}
 		a := task.Attempt{CallbackID: cb.ID, N: 1, StartedAt: fixedNow(), StatusCode: status}
-		if err := s.RecordAttempt(ctx, "d", a, state, time.Time{}); err != nil {
+		results, err := s.RecordAttempts(ctx, "d", []task.AttemptRecord{{Attempt: a, State: state}})
+		if err := errors.Join(append(results, err)...); err != nil {
 			t.Fatal(err)
 		}
 		return a

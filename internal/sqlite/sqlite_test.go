@@ -266,7 +266,8 @@ func BenchmarkClaimRecordCallback(b *testing.B) {
 			b.Fatalf("ClaimCallbacks: got %d callbacks, %v", len(cbs), err)
 		}
 		a := task.Attempt{CallbackID: cbs[0].ID, N: 1, StartedAt: now, Duration: 40 * time.Millisecond, StatusCode: 200, Response: response}
-		if err := s.RecordAttempt(ctx, "bench", a, task.DeliveryDelivered, time.Time{}); err != nil {
+		results, err := s.RecordAttempts(ctx, "bench", []task.AttemptRecord{{Attempt: a, State: task.DeliveryDelivered}})
+		if err = errors.Join(append(results, err)...); err != nil {
 			b.Fatal(err)
 		}
 	}

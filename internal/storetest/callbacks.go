@@ -63,14 +63,14 @@ func testCallbackLeaseExpiry(t *testing.T, open opener) {
 	checkIDs(t, "claim after expiry", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, 30*time.Second)), []string{cb.ID})
 
 	// Owner A lost the callback: its attempt is not recorded.
-	checkLeaseLost(t, "RecordAttempt by old owner",
-		st.RecordAttempt(t.Context(), ownerA, attempt(1), task.DeliveryDelivered, time.Time{}))
+	checkLeaseLost(t, "RecordAttempts by old owner",
+		recordOne(t, st, ownerA, attempt(1), task.DeliveryDelivered, time.Time{}))
 	checkEqual(t, "callbacks after old owner's attempt", getCallbacks(t, st, cb.TaskID), []*task.Callback{cb})
 
 	// An expired lease is lost even when nobody claimed the callback since.
 	clock.Advance(30 * time.Second)
-	checkLeaseLost(t, "RecordAttempt after expiry",
-		st.RecordAttempt(t.Context(), ownerB, attempt(1), task.DeliveryDelivered, time.Time{}))
+	checkLeaseLost(t, "RecordAttempts after expiry",
+		recordOne(t, st, ownerB, attempt(1), task.DeliveryDelivered, time.Time{}))
 	checkIDs(t, "third claim", callbackIDs(claimCallbacks(t, st, ownerC, task.LaneFirst, 10, lease)), []string{cb.ID})
 	recordAttempt(t, st, ownerC, attempt(1), task.DeliveryDelivered, time.Time{})
 	want := *cb
@@ -187,6 +187,118 @@ func testRecordAttempt(t *testing.T, open opener) {
 			}
 		})
 	}
+}
+
+// testRecordAttempts records attempts in batches: each record is fenced
+// by its own lease, a lost one skipped without failing the others, and a
+// batch that fails as a whole records nothing.
+func testRecordAttempts(t *testing.T, open opener) {
+	st, clock := open(t)
+	now := clock.Now()
+	cbs := addCallbacks(t, st, clock, now.Add(-4*time.Second), now.Add(-3*time.Second), now.Add(-2*time.Second), now.Add(-time.Second))
+	theirs, delivered, retried, exhausted := cbs[0], cbs[1], cbs[2], cbs[3]
+	checkIDs(t, "claim by B", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 1, lease)), []string{theirs.ID})
+	checkIDs(t, "claim by A", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)),
+		[]string{delivered.ID, retried.ID, exhausted.ID})
+
+	if results, err := st.RecordAttempts(t.Context(), ownerA, nil); err != nil || len(results) != 0 {
+		t.Errorf("RecordAttempts of no attempt: got %v, %v, want no result and no error", results, err)
+	}
+	attempt := func(cb *task.Callback, status int, failure string) task.Attempt {
+		return task.Attempt{CallbackID: cb.ID, N: 1, StartedAt: clock.Now(), Duration: 40 * time.Millisecond, StatusCode: status, Error: failure}
+	}
+	ok := task.AttemptRecord{Attempt: attempt(delivered, 200, ""), State: task.DeliveryDelivered}
+	// A batch with a record it cannot store fails as a whole.
+	bad := task.AttemptRecord{Attempt: attempt(retried, 500, "HTTP 500"), State: "lost"}
+	if _, err := st.RecordAttempts(t.Context(), ownerA, []task.AttemptRecord{ok, bad}); err == nil || errors.Is(err, task.ErrLeaseLost) {
+		t.Errorf("RecordAttempts with an unknown state: got error %v, want one that is not %v", err, task.ErrLeaseLost)
+	}
+	checkEqual(t, "callbacks after the failed batch", getCallbacks(t, st, delivered.TaskID), []*task.Callback{delivered})
+
+	drain(st)
+	next := clock.Now().Add(time.Minute)
+	records := []task.AttemptRecord{
+		ok,
+		{Attempt: attempt(theirs, 200, ""), State: task.DeliveryDelivered},
+		{Attempt: attempt(retried, 503, "HTTP 503"), State: task.DeliveryPending, Next: next},
+		// Its lease is freed by the first record of the batch.
+		{Attempt: attempt(delivered, 200, ""), State: task.DeliveryDelivered},
+		{Attempt: attempt(exhausted, 0, "connection refused"), State: task.DeliveryExhausted},
+	}
+	results, err := st.RecordAttempts(t.Context(), ownerA, records)
+	if err != nil {
+		t.Fatalf("RecordAttempts: %v", err)
+	}
+	if len(results) != len(records) {
+		t.Fatalf("RecordAttempts of %d attempts: got %d results", len(records), len(results))
+	}
+	for i, lost := range []bool{false, true, false, true, false} {
+		if lost {
+			checkLeaseLost(t, fmt.Sprintf("result %d", i), results[i])
+		} else if results[i] != nil {
+			t.Errorf("result %d: got %v, want nil", i, results[i])
+		}
+	}
+	waitSignal(t, "CallbackReady after a batch that left a callback pending", st.CallbackReady())
+
+	want := func(cb *task.Callback, r task.AttemptRecord) *task.Callback {
+		w := *cb
+		w.State, w.Attempts, w.NextAttemptAt, w.History = r.State, 1, r.Next, []task.Attempt{r.Attempt}
+		if r.State != task.DeliveryPending {
+			w.FinishedAt = clock.Now()
+		}
+		return &w
+	}
+	checkEqual(t, "delivered callback", getCallbacks(t, st, delivered.TaskID), []*task.Callback{want(delivered, records[0])})
+	checkEqual(t, "callback of another owner", getCallbacks(t, st, theirs.TaskID), []*task.Callback{theirs})
+	checkEqual(t, "retried callback", getCallbacks(t, st, retried.TaskID), []*task.Callback{want(retried, records[2])})
+	checkEqual(t, "exhausted callback", getCallbacks(t, st, exhausted.TaskID), []*task.Callback{want(exhausted, records[4])})
+	// B's lease was untouched by A's batch.
+	recordAttempt(t, st, ownerB, records[1].Attempt, task.DeliveryDelivered, time.Time{})
+}
+
+// testDeferCallbacks defers callbacks in a batch: each is fenced by its
+// own lease, a lost one skipped without failing the others.
+func testDeferCallbacks(t *testing.T, open opener) {
+	st, clock := open(t)
+	now := clock.Now()
+	cbs := addCallbacks(t, st, clock, now.Add(-3*time.Second), now.Add(-2*time.Second), now.Add(-time.Second))
+	theirs, soon, later := cbs[0], cbs[1], cbs[2]
+	checkIDs(t, "claim by B", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 1, lease)), []string{theirs.ID})
+	checkIDs(t, "claim by A", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)), []string{soon.ID, later.ID})
+
+	deferrals := []task.Deferral{
+		{CallbackID: later.ID, Until: now.Add(2 * time.Minute)},
+		{CallbackID: theirs.ID, Until: now.Add(time.Minute)},
+		{CallbackID: soon.ID, Until: now.Add(time.Minute)},
+		// Its lease is freed by the first deferral of the batch.
+		{CallbackID: later.ID, Until: now.Add(time.Minute)},
+	}
+	drain(st)
+	results, err := st.DeferCallbacks(t.Context(), ownerA, deferrals)
+	if err != nil {
+		t.Fatalf("DeferCallbacks: %v", err)
+	}
+	if len(results) != len(deferrals) {
+		t.Fatalf("DeferCallbacks of %d callbacks: got %d results", len(deferrals), len(results))
+	}
+	for i, lost := range []bool{false, true, false, true} {
+		if lost {
+			checkLeaseLost(t, fmt.Sprintf("result %d", i), results[i])
+		} else if results[i] != nil {
+			t.Errorf("result %d: got %v, want nil", i, results[i])
+		}
+	}
+	waitSignal(t, "CallbackReady after deferrals", st.CallbackReady())
+	if results, err := st.DeferCallbacks(t.Context(), ownerA, nil); err != nil || len(results) != 0 {
+		t.Errorf("DeferCallbacks of no callback: got %v, %v, want no result and no error", results, err)
+	}
+
+	clock.Advance(time.Minute)
+	// theirs is still B's, later due a minute after soon.
+	checkIDs(t, "claim a minute later", callbackIDs(claimCallbacks(t, st, ownerC, task.LaneFirst, 10, lease)), []string{soon.ID})
+	clock.Advance(time.Minute)
+	checkIDs(t, "claim two minutes later", callbackIDs(claimCallbacks(t, st, ownerC, task.LaneFirst, 10, lease)), []string{later.ID})
 }
 
 // testAttemptHistory delivers a callback at the third attempt and checks
@@ -390,14 +502,14 @@ func testDeferCallback(t *testing.T, open opener) {
 			// show in NextCallbackDue and keep B from claiming.
 			until := clock.Now().Add(10 * time.Second)
 
-			checkLeaseLost(t, "DeferCallback by B", st.DeferCallback(t.Context(), ownerB, cb.ID, until))
-			if err := st.DeferCallback(t.Context(), ownerA, cb.ID, time.Time{}); err == nil || errors.Is(err, task.ErrLeaseLost) {
-				t.Errorf("DeferCallback to the zero time: got error %v, want one that is not %v", err, task.ErrLeaseLost)
+			checkLeaseLost(t, "DeferCallbacks by B", deferOne(t, st, ownerB, cb.ID, until))
+			if err := deferOne(t, st, ownerA, cb.ID, time.Time{}); err == nil || errors.Is(err, task.ErrLeaseLost) {
+				t.Errorf("DeferCallbacks to the zero time: got error %v, want one that is not %v", err, task.ErrLeaseLost)
 			}
-			if err := st.DeferCallback(t.Context(), ownerA, cb.ID, until); err != nil {
-				t.Fatalf("DeferCallback by A: %v", err)
+			if err := deferOne(t, st, ownerA, cb.ID, until); err != nil {
+				t.Fatalf("DeferCallbacks by A: %v", err)
 			}
-			checkLeaseLost(t, "DeferCallback by A again", st.DeferCallback(t.Context(), ownerA, cb.ID, until))
+			checkLeaseLost(t, "DeferCallbacks by A again", deferOne(t, st, ownerA, cb.ID, until))
 
 			want[0].NextAttemptAt = until
 			checkEqual(t, "callbacks after the deferral", getCallbacks(t, st, cb.TaskID), want)
@@ -418,12 +530,12 @@ func testDeferCallback(t *testing.T, open opener) {
 
 			// B's lease expires unused: it can defer no more.
 			clock.Advance(time.Minute)
-			checkLeaseLost(t, "DeferCallback after B's lease expired", st.DeferCallback(t.Context(), ownerB, cb.ID, clock.Now()))
+			checkLeaseLost(t, "DeferCallbacks after B's lease expired", deferOne(t, st, ownerB, cb.ID, clock.Now()))
 			// Nor can anyone defer a final callback.
 			claimCallbacks(t, st, ownerC, tt.lane, 10, time.Minute)
 			a := task.Attempt{CallbackID: cb.ID, N: cb.Attempts + 1, StartedAt: clock.Now(), StatusCode: 200}
 			recordAttempt(t, st, ownerC, a, task.DeliveryDelivered, time.Time{})
-			checkLeaseLost(t, "DeferCallback of a delivered callback", st.DeferCallback(t.Context(), ownerC, cb.ID, clock.Now()))
+			checkLeaseLost(t, "DeferCallbacks of a delivered callback", deferOne(t, st, ownerC, cb.ID, clock.Now()))
 			if got := getCallbacks(t, st, cb.TaskID)[0]; got.State != task.DeliveryDelivered || got.Attempts != a.N {
 				t.Errorf("callback after delivery: %s after %d attempts, want %s after %d", got.State, got.Attempts, task.DeliveryDelivered, a.N)
 			}

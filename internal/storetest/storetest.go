@@ -70,9 +70,11 @@ func Run(t *testing.T, open func(t *testing.T, clock *Clock) task.Store) {
 		{"ClaimCallbacks", testClaimCallbacks},
 		{"CallbackLanes", testCallbackLanes},
 		{"DeferCallback", testDeferCallback},
+		{"DeferCallbacks", testDeferCallbacks},
 		{"CallbackLeaseExpiry", testCallbackLeaseExpiry},
 		{"ConcurrentCallbackClaims", testConcurrentCallbackClaims},
 		{"RecordAttempt", testRecordAttempt},
+		{"RecordAttempts", testRecordAttempts},
 		{"AttemptHistory", testAttemptHistory},
 		{"NextCallbackDue", testNextCallbackDue},
 		{"CallbacksOrder", testCallbacksOrder},
@@ -226,11 +228,39 @@ func claimCallbacks(t *testing.T, st task.Store, owner string, lane task.Lane, l
 	return cbs
 }
 
+// recordAttempt records a alone and fails the test unless it was.
 func recordAttempt(t *testing.T, st task.Store, owner string, a task.Attempt, state task.DeliveryState, next time.Time) {
 	t.Helper()
-	if err := st.RecordAttempt(t.Context(), owner, a, state, next); err != nil {
-		t.Fatalf("RecordAttempt(%s, %d, %s): %v", a.CallbackID, a.N, state, err)
+	if err := recordOne(t, st, owner, a, state, next); err != nil {
+		t.Fatalf("RecordAttempts(%s, %d, %s): %v", a.CallbackID, a.N, state, err)
 	}
+}
+
+// deferOne defers callback id alone and returns its result, or the
+// batch's error.
+func deferOne(t *testing.T, st task.Store, owner, id string, until time.Time) error {
+	t.Helper()
+	results, err := st.DeferCallbacks(t.Context(), owner, []task.Deferral{{CallbackID: id, Until: until}})
+	if err != nil {
+		return err
+	}
+	if len(results) != 1 {
+		t.Fatalf("DeferCallbacks of one callback: got %d results", len(results))
+	}
+	return results[0]
+}
+
+// recordOne records a alone and returns its result, or the batch's error.
+func recordOne(t *testing.T, st task.Store, owner string, a task.Attempt, state task.DeliveryState, next time.Time) error {
+	t.Helper()
+	results, err := st.RecordAttempts(t.Context(), owner, []task.AttemptRecord{{Attempt: a, State: state, Next: next}})
+	if err != nil {
+		return err
+	}
+	if len(results) != 1 {
+		t.Fatalf("RecordAttempts of one attempt: got %d results", len(results))
+	}
+	return results[0]
 }
 
 // addCallbacks stores one callback per due time, each of a task of its own

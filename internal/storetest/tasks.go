@@ -438,8 +438,8 @@ func testReadySignals(t *testing.T, open opener) {
 			cb := addCallbacks(t, st, clock, clock.Now())[0]
 			claimCallbacks(t, st, ownerA, task.LaneFirst, 1, lease)
 			drain(st)
-			if err := st.DeferCallback(t.Context(), ownerA, cb.ID, clock.Now().Add(time.Second)); err != nil {
-				t.Fatalf("DeferCallback: %v", err)
+			if err := deferOne(t, st, ownerA, cb.ID, clock.Now().Add(time.Second)); err != nil {
+				t.Fatalf("DeferCallbacks: %v", err)
 			}
 		}, false, true},
 	}

@@ -131,18 +131,24 @@ type Store interface {
 	// least one, so that a burst of retries cannot hold back first
 	// attempts. An unknown lane is an error.
 	ClaimCallbacks(ctx context.Context, owner string, lane Lane, limit int, lease time.Duration) ([]*Callback, error)
-	// RecordAttempt stores attempt a of a callback leased by owner, frees
-	// the lease and moves the callback to state: delivered, exhausted, or
-	// pending again until next. An attempt of a callback redelivered while
-	// it was leased is stored in the series it was made in and leaves the
-	// new series as it is. It returns ErrLeaseLost when owner's lease is
-	// gone.
-	RecordAttempt(ctx context.Context, owner string, a Attempt, state DeliveryState, next time.Time) error
-	// DeferCallback hands a callback leased by owner back without an
-	// attempt: it frees the lease and makes the callback due at until,
-	// which must be set, with its attempts unchanged. It returns
-	// ErrLeaseLost when owner's lease is gone.
-	DeferCallback(ctx context.Context, owner, callbackID string, until time.Time) error
+	// RecordAttempts stores the attempts of callbacks leased by owner, in
+	// order and in one transaction, a group commit: for each record, its
+	// Attempt, and it frees the callback's lease and moves it to its State.
+	// An attempt of a callback redelivered while it was leased is stored
+	// in the series it was made in and leaves the new series as it is.
+	// A record whose lease owner no longer holds changes nothing; it is not
+	// an error of the batch. The result has an entry per record, in order:
+	// nil once recorded, or an error wrapping ErrLeaseLost. err concerns the
+	// whole batch (a record with an unknown state, a database error), and
+	// then nothing was recorded.
+	RecordAttempts(ctx context.Context, owner string, records []AttemptRecord) (results []error, err error)
+	// DeferCallbacks hands callbacks leased by owner back without an
+	// attempt, in order and in one transaction: for each deferral, it frees
+	// the callback's lease and makes it due at Until, which must be set,
+	// with its attempts unchanged. Its results are those of RecordAttempts:
+	// an entry per deferral, nil or an error wrapping ErrLeaseLost, and err
+	// for the whole batch, of which nothing was then stored.
+	DeferCallbacks(ctx context.Context, owner string, deferrals []Deferral) (results []error, err error)
 	// NextCallbackDue returns when the earliest pending callback of either
 	// lane can be claimed (its NextAttemptAt, or its lease's expiry if that
 	// is later), or the zero time when there is none.
@@ -171,6 +177,22 @@ type Store interface {
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// AttemptRecord is an attempt of a callback for Store.RecordAttempts, with
+// what becomes of the callback: delivered, exhausted, or pending again
+// until Next, which is ignored in a final State.
+type AttemptRecord struct {
+	Attempt
+	State DeliveryState
+	Next  time.Time
+}
+
+// Deferral is a callback handed back unattempted, for
+// Store.DeferCallbacks, and when it is due again.
+type Deferral struct {
+	CallbackID string
+	Until      time.Time
 }
 
 // Lane is one of the two queues that pending callbacks wait in.

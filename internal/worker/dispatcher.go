@@ -137,6 +137,7 @@ type Dispatcher struct {
 	cfg    DispatcherConfig
 	client *http.Client
 	hosts  *hostLimiter
+	rec    *recorder
 	loop   claimLoop[*task.Callback]
 }
 
@@ -194,6 +195,12 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 			hosts:    make(map[string]*hostState),
 			pruneAt:  minPruneAt,
 		},
+		// An attempt is recorded while its lease lasts, through a
+		// database restart if need be: an attempt that is not recorded is
+		// made again, and a delivered one would reach the receiver twice.
+		// The lease outlives the attempt by LeaseMargin; half of it stays
+		// on the safe side.
+		rec: newRecorder(cfg.Store, cfg.Owner, cfg.LeaseMargin/2, cfg.Concurrency),
 	}
 	lease := cfg.Timeout + cfg.LeaseMargin
 	claimer := func(lane task.Lane) func(context.Context, int) ([]*task.Callback, error) {
@@ -221,7 +228,16 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 // Run delivers callbacks until ctx is cancelled. Attempts in flight are
 // finished and recorded, not cut (which would send them again), so Run
 // returns at most Timeout after ctx is cancelled.
-func (d *Dispatcher) Run(ctx context.Context) error { return d.loop.run(ctx) }
+func (d *Dispatcher) Run(ctx context.Context) error {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { d.rec.run(ctx, stop) })
+	defer wg.Wait()
+	// The claim loop returns once every attempt has its result: no
+	// attempt is left waiting for the recorder.
+	defer close(stop)
+	return d.loop.run(ctx)
+}
 
 // deliver makes one attempt of cb, when its host has room for it, and
 // records it; otherwise it hands cb back to the store for later.
@@ -238,13 +254,7 @@ func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
 	d.hosts.release(host, a.Duration, a.StatusCode != 0)
 
 	state, next := d.outcome(a, retryAfter)
-	// Recorded while the lease lasts, through a database restart if need
-	// be: an attempt that is not recorded is made again, and a delivered
-	// one would reach the receiver twice. The lease outlives the attempt
-	// by LeaseMargin; half of it stays on the safe side.
-	err := persist(ctx, d.cfg.LeaseMargin/2, func(ctx context.Context) error {
-		return d.cfg.Store.RecordAttempt(ctx, d.cfg.Owner, a, state, next)
-	})
+	err := d.rec.record(task.AttemptRecord{Attempt: a, State: state, Next: next})
 	if d.cfg.OnAttempt != nil {
 		d.cfg.OnAttempt(AttemptEvent{TaskID: cb.TaskID, CallbackID: cb.ID, Stage: cb.Stage, State: state, StatusCode: a.StatusCode, Took: a.Duration})
 	}
@@ -276,9 +286,7 @@ func (d *Dispatcher) deliver(ctx context.Context, cb *task.Callback) {
 // once, for whoever runs next).
 func (d *Dispatcher) postpone(ctx context.Context, cb *task.Callback, host string, delay time.Duration) {
 	until := d.cfg.Now().Add(d.jittered(delay))
-	err := persist(ctx, d.cfg.LeaseMargin/2, func(ctx context.Context) error {
-		return d.cfg.Store.DeferCallback(ctx, d.cfg.Owner, cb.ID, until)
-	})
+	err := d.rec.deferCallback(task.Deferral{CallbackID: cb.ID, Until: until})
 	attrs := []any{"task_id", cb.TaskID, "callback_id", cb.ID, "stage", cb.Stage, "host", host}
 	if err != nil {
 		// Nothing is lost: the callback is claimed again once its lease
@@ -491,9 +499,10 @@ const (
 	minPruneAt = 1024
 )
 
-// probeHold is the longest a callback waits for a host that is probed: a
+// probeHold is how long after a probe began a callback may wait for it: a
 // receiver that answers at all answers its first attempt in much less,
-// while the callbacks of one that hangs must not hold slots for long.
+// while the callbacks of one that hangs must not hold slots for long; those
+// that come later are deferred at once.
 const probeHold = 200 * time.Millisecond
 
 // acquire takes an attempt of host for a callback: at once if the host has
@@ -515,9 +524,12 @@ func (l *hostLimiter) acquire(ctx context.Context, host string) (ok bool, deferF
 	}
 	hold := l.hold
 	if !h.answering {
-		hold = min(hold, probeHold)
+		// Until probeHold after the probe began: a probe that has not
+		// been answered by then is not worth waiting for, and a callback
+		// waiting for it would hold a slot for nothing.
+		hold = min(hold, h.lastStart.Add(probeHold).Sub(now))
 	}
-	if len(h.queue) >= l.queueLimit(h, hold) {
+	if hold <= 0 || len(h.queue) >= l.queueLimit(h, hold) {
 		defer l.mu.Unlock()
 		return false, l.deferral(h, now)
 	}

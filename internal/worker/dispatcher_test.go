@@ -739,11 +739,14 @@ func seedRetries(t *testing.T, st task.Store, n int, url string) []*task.Callbac
 	if err != nil || len(claimed) != n {
 		t.Fatalf("claim: got %d callbacks, %v; want %d", len(claimed), err, n)
 	}
-	for _, c := range claimed {
+	records := make([]task.AttemptRecord, len(claimed))
+	for i, c := range claimed {
 		a := task.Attempt{CallbackID: c.ID, N: 1, StartedAt: time.Now(), StatusCode: 500, Error: "HTTP 500"}
-		if err := st.RecordAttempt(t.Context(), "seeder", a, task.DeliveryPending, time.Now()); err != nil {
-			t.Fatalf("record attempt: %v", err)
-		}
+		records[i] = task.AttemptRecord{Attempt: a, State: task.DeliveryPending, Next: time.Now()}
+	}
+	results, err := st.RecordAttempts(t.Context(), "seeder", records)
+	if err = errors.Join(append(results, err)...); err != nil {
+		t.Fatalf("record attempts: %v", err)
 	}
 	return cbs
 }
@@ -1002,12 +1005,14 @@ type deferCounter struct {
 	deferred atomic.Int32
 }
 
-func (s *deferCounter) DeferCallback(ctx context.Context, owner, callbackID string, until time.Time) error {
-	err := s.Store.DeferCallback(ctx, owner, callbackID, until)
-	if err == nil {
-		s.deferred.Add(1)
+func (s *deferCounter) DeferCallbacks(ctx context.Context, owner string, ds []task.Deferral) ([]error, error) {
+	results, err := s.Store.DeferCallbacks(ctx, owner, ds)
+	for _, err := range results {
+		if err == nil {
+			s.deferred.Add(1)
+		}
 	}
-	return err
+	return results, err
 }
 
 // TestDispatcherDeferral sends more callbacks to a host at a cap of one
@@ -1134,5 +1139,102 @@ func TestDispatcherOnAttempt(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got attempt events %+v, want %+v", got, want)
+	}
+}
+
+// gatedRecorder is a Store whose first RecordAttempts waits for open to
+// be closed, and that notes the size of every batch it records.
+type gatedRecorder struct {
+	task.Store
+	open    chan struct{}
+	mu      sync.Mutex
+	batches []int
+}
+
+func (s *gatedRecorder) RecordAttempts(ctx context.Context, owner string, rs []task.AttemptRecord) ([]error, error) {
+	s.mu.Lock()
+	first := len(s.batches) == 0
+	s.batches = append(s.batches, len(rs))
+	s.mu.Unlock()
+	if first {
+		<-s.open
+	}
+	return s.Store.RecordAttempts(ctx, owner, rs)
+}
+
+// TestDispatcherGroupCommit holds the first recording back while the
+// other attempts finish: they are recorded together in few commits, not
+// one each, and every callback is delivered once with its attempt.
+func TestDispatcherGroupCommit(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	st := &gatedRecorder{Store: openStore(t, nil), open: make(chan struct{})}
+	rc := newReceiver(t, answer(http.StatusOK, "ok"))
+	cbs := seedMany(t, st, n, rc.URL+"/cb")
+	start(t, newDispatcher(t, st, nil).Run)
+
+	waitFor(t, "every callback to arrive", func() bool { return len(rc.Requests("/cb")) == n })
+	close(st.open)
+	for _, cb := range cbs {
+		got := waitState(t, st, cb, task.DeliveryDelivered)
+		if got.Attempts != 1 || len(got.History) != 1 {
+			t.Errorf("callback %s: delivered after %d attempts, history %d; want 1, 1", cb.ID, got.Attempts, len(got.History))
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.batches) > n/4 {
+		t.Errorf("got %d commits for %d attempts (%v), want the attempts that finished during a commit recorded together",
+			len(st.batches), n, st.batches)
+	}
+	if got := len(rc.Requests("/cb")); got != n {
+		t.Errorf("receiver got %d requests, want %d", got, n)
+	}
+}
+
+// claimCounter is a Store that counts the claims of each lane that
+// returned callbacks.
+type claimCounter struct {
+	task.Store
+	mu     sync.Mutex
+	claims map[task.Lane]int
+}
+
+func (s *claimCounter) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane, limit int, lease time.Duration) ([]*task.Callback, error) {
+	cbs, err := s.Store.ClaimCallbacks(ctx, owner, lane, limit, lease)
+	if len(cbs) > 0 {
+		s.mu.Lock()
+		s.claims[lane]++
+		s.mu.Unlock()
+	}
+	return cbs, err
+}
+
+// TestDispatcherRetryBacklog drains a backlog of retries, which can hold
+// only their lane's share of the slots while the first lane, empty,
+// leaves the others free: every retry is delivered, and they are claimed
+// in batches, not one per slot that frees.
+func TestDispatcherRetryBacklog(t *testing.T) {
+	t.Parallel()
+	const retries, slots = 600, 64
+	st := &claimCounter{Store: openStore(t, nil), claims: make(map[task.Lane]int)}
+	rc := newReceiver(t, answer(200, ""))
+	cbs := seedRetries(t, st, retries, rc.URL+"/cb")
+	start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+		c.Concurrency = slots
+		c.PerHost = slots
+	}).Run)
+
+	for _, cb := range cbs {
+		if got := waitState(t, st, cb, task.DeliveryDelivered); got.Attempts != 2 {
+			t.Errorf("callback %s delivered after %d attempts, want 2", cb.ID, got.Attempts)
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	// The retry lane holds 32 slots; a claim per slot freed makes about
+	// 570 claims, a batch is a quarter of the lane's share.
+	if got := st.claims[task.LaneRetry]; got > retries/4 {
+		t.Errorf("got %d claims of the retry lane for %d retries, want at most %d", got, retries, retries/4)
 	}
 }

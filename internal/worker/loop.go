@@ -82,7 +82,7 @@ func (l *claimLoop[T]) run(ctx context.Context) error {
 	// blocks, even after run stopped listening. It carries the item's lane.
 	done := make(chan int, l.slots)
 	held := slotCount{lanes: make([]int, len(lanes)), capped: make([]bool, len(lanes))}
-	batch := min(max(l.slots/4, 1), maxClaim)
+	batch := laneBatch(l.slots)
 	failures := 0 // consecutive store errors
 	// Real time, not l.now, for all of these: they pace a real timer, and
 	// an injected clock may stand still.
@@ -153,7 +153,7 @@ func (l *claimLoop[T]) run(ctx context.Context) error {
 			held.total--
 			held.lanes[i]--
 			if held.capped[i] {
-				held.capped[i], dueAt = false, time.Time{}
+				dueAt, held.capped[i] = cappedWake(lanes[i].share, held.lanes[i], dueAt, lastClaim)
 			}
 		case <-ready:
 			signalled = true
@@ -164,6 +164,27 @@ func (l *claimLoop[T]) run(ctx context.Context) error {
 		}
 	}
 }
+
+// cappedWake returns when to claim next, instead of dueAt, now that a slot
+// freed of a lane that held its whole share at the last claim and now
+// holds held of its share: the lane's due work has become claimable. That
+// is at once (the zero time) when a batch of the lane's slots is free,
+// which ends the lane's cap; until then, a pause after the last claim lets
+// more of them free, so that a lane at its share is claimed in batches
+// rather than a callback at a time, although other lanes leave room.
+func cappedWake(share, held int, dueAt, lastClaim time.Time) (wake time.Time, capped bool) {
+	if share-held >= laneBatch(share) {
+		return time.Time{}, false
+	}
+	if paused := lastClaim.Add(backlogPause); !dueAt.IsZero() && paused.Before(dueAt) {
+		return paused, true
+	}
+	return dueAt, true
+}
+
+// laneBatch returns how many free slots make a batch for a lane with
+// share slots, or the loop with as many: a quarter, at most maxClaim.
+func laneBatch(share int) int { return min(max(share/4, 1), maxClaim) }
 
 // fill claims from every lane up to its free slots and starts the items,
 // and returns when work is due next. That is at once (the zero time) when a
@@ -179,8 +200,9 @@ func (l *claimLoop[T]) fill(ctx context.Context, wg *sync.WaitGroup, done chan<-
 			break
 		}
 		n := min(free, ln.share-held.lanes[i], maxClaim)
+		held.capped[i] = n <= 0
 		if n <= 0 {
-			held.capped[i], capped = true, true
+			capped = true
 			continue
 		}
 		items, err := ln.claim(ctx, n)

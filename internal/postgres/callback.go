@@ -169,13 +169,7 @@ func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task
 	results := make([]error, len(records))
 	pending := false
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		if err := sendRecords(ctx, tx, batch, records, results, &pending); err != nil {
-			return err
-		}
-		if !pending {
-			return nil
-		}
-		return s.notify(ctx, tx, wakeCallback)
+		return sendRecords(ctx, tx, batch, records, results, &pending)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record %d attempts: %w", len(records), err)
@@ -183,7 +177,7 @@ func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task
 	// Final callbacks make nothing due; signalling them would only wake
 	// the dispatcher for nothing after every delivery.
 	if pending {
-		s.callbackReady.Notify()
+		s.wakeCallbacks()
 	}
 	return results, nil
 }
@@ -262,16 +256,12 @@ func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []ta
 	}
 	results := make([]error, len(deferrals))
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		err := sendFenced(ctx, tx, batch, results, func(i int) string { return "defer callback " + deferrals[i].CallbackID })
-		if err != nil {
-			return err
-		}
-		return s.notify(ctx, tx, wakeCallback)
+		return sendFenced(ctx, tx, batch, results, func(i int) string { return "defer callback " + deferrals[i].CallbackID })
 	})
 	if err != nil {
 		return nil, fmt.Errorf("defer %d callbacks: %w", len(deferrals), err)
 	}
-	s.callbackReady.Notify()
+	s.wakeCallbacks()
 	return results, nil
 }
 
@@ -356,15 +346,13 @@ func (s *Store) RedeliverCallback(ctx context.Context, id string) (*task.Callbac
 		if tag.RowsAffected() == 0 {
 			return task.ErrNotFound
 		}
-		if c, err = loadCallback(ctx, tx, id); err != nil {
-			return err
-		}
-		return s.notify(ctx, tx, wakeCallback)
+		c, err = loadCallback(ctx, tx, id)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redeliver callback %s: %w", id, err)
 	}
-	s.callbackReady.Notify()
+	s.wakeCallbacks()
 	return c, nil
 }
 

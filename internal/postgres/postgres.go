@@ -92,8 +92,13 @@ type Store struct {
 	channel       string // the NOTIFY channel of the instances sharing the schema
 	taskReady     task.Signal
 	callbackReady task.Signal
-	stopListening context.CancelFunc
-	listenerDone  chan struct{}
+	// taskNotice and callbackNotice hold the wake-ups to send to the other
+	// instances (see sendNotices).
+	taskNotice     task.Signal
+	callbackNotice task.Signal
+	stopListening  context.CancelFunc
+	listenerDone   chan struct{}
+	noticesDone    chan struct{}
 }
 
 // Open connects to the database at url (a postgres:// URL or a key=value
@@ -115,9 +120,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	s := &Store{
 		now:           opts.Now,
 		logger:        cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
-		taskReady:     task.NewSignal(),
-		callbackReady: task.NewSignal(),
-		listenerDone:  make(chan struct{}),
+		taskReady:      task.NewSignal(),
+		callbackReady:  task.NewSignal(),
+		taskNotice:     task.NewSignal(),
+		callbackNotice: task.NewSignal(),
+		listenerDone:   make(chan struct{}),
+		noticesDone:    make(chan struct{}),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -135,13 +143,18 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", address(cfg.ConnConfig), err)
 	}
-	// The listener lives as long as the Store, not as long as ctx, which
-	// may only cover starting up; it keeps ctx's values for logging.
+	// The listener and the notifier live as long as the Store, not as
+	// long as ctx, which may only cover starting up; they keep ctx's
+	// values for logging.
 	listenCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopListening = stop
 	go func() {
 		defer close(s.listenerDone)
 		s.listen(listenCtx, listenCfg)
+	}()
+	go func() {
+		defer close(s.noticesDone)
+		s.sendNotices(listenCtx)
 	}()
 	return s, nil
 }
@@ -305,23 +318,64 @@ func (w wakeups) HandleBacklog(ctx context.Context, _ string, _ *pgx.Conn) error
 	return nil
 }
 
-// Close stops the listener, waits for it, and closes the pool.
+// Close stops the listener and the notifier, waits for them, and closes
+// the pool.
 func (s *Store) Close() error {
 	s.stopListening()
 	<-s.listenerDone
+	<-s.noticesDone
 	s.pool.Close()
 	return nil
 }
 
-// notify wakes the listeners of every instance, this one included, for
-// work of kind (wakeTask, wakeCallback). PostgreSQL delivers the
-// notification only if tx commits, so no instance looks for work that is
-// not there yet.
-func (s *Store) notify(ctx context.Context, tx pgx.Tx, kind string) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, s.channel, kind); err != nil {
-		return fmt.Errorf("notify %s: %w", kind, err)
+// wakeTasks tells this instance's Runner at once, and every other
+// instance's through sendNotices, that a task may have become due. It is
+// called after the commit that made it so, never before: a wake-up that
+// came first would find nothing.
+func (s *Store) wakeTasks() {
+	s.taskReady.Notify()
+	s.taskNotice.Notify()
+}
+
+// wakeCallbacks is wakeTasks for callbacks and the Dispatchers.
+func (s *Store) wakeCallbacks() {
+	s.callbackReady.Notify()
+	s.callbackNotice.Notify()
+}
+
+// noticeTimeout bounds one NOTIFY of sendNotices.
+const noticeTimeout = 5 * time.Second
+
+// sendNotices sends the wake-ups of this instance's commits to every
+// instance with NOTIFY until ctx is cancelled.
+//
+// NOTIFY is sent after the commit, on its own, not inside the transaction
+// that made the work due: PostgreSQL serialises the commits of every
+// transaction that notified on one lock, the WAL flush included, which
+// held stage commits to a few hundred per second and put them in a queue.
+// Wake-ups coalesce: the commits made while one NOTIFY is sent are
+// announced together by the next. A wake-up that is lost (the process dies
+// between a commit and its NOTIFY, or the database is away) delays the
+// other instances by their poll interval at most: the poll is the
+// backstop, and this instance signalled itself already.
+func (s *Store) sendNotices(ctx context.Context) {
+	for {
+		var kind string
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.taskNotice:
+			kind = wakeTask
+		case <-s.callbackNotice:
+			kind = wakeCallback
+		}
+		nctx, cancel := context.WithTimeout(ctx, noticeTimeout)
+		_, err := s.pool.Exec(nctx, `SELECT pg_notify($1, $2)`, s.channel, kind)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			s.logger.DebugContext(ctx, "wake-up not sent to the other instances", "kind", kind, "error", err)
+		}
 	}
-	return nil
 }
 
 // withConn runs fn, one method's work, on a connection of the pool.

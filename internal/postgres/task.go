@@ -58,19 +58,18 @@ func failureColumns(f *task.Failure) (*int, *string) {
 }
 
 // CreateTask stores t as a new task with its text, failure and tracks, due
-// at t.RunAt (never, when t.Status is final), and wakes every instance when
-// it is due some day.
+// at t.RunAt (never, when t.Status is final), and wakes every instance.
 func (s *Store) CreateTask(ctx context.Context, t *task.Task) error {
 	err := s.write(ctx, func(tx pgx.Tx) error { return s.insertTask(ctx, tx, t, 0) })
 	if err != nil {
 		return fmt.Errorf("create task %s: %w", t.ID, err)
 	}
-	s.taskReady.Notify()
+	s.wakeTasks()
 	return nil
 }
 
-// insertTask stores t with its tracks, charged cost, and wakes every
-// instance when it is due some day.
+// insertTask stores t with its tracks and charged cost; the caller wakes
+// the instances once it has committed.
 func (s *Store) insertTask(ctx context.Context, tx pgx.Tx, t *task.Task, cost int) error {
 	code, msg := failureColumns(t.Failure)
 	_, err := tx.Exec(ctx, `INSERT INTO tasks (`+taskColumns+`, cost)
@@ -85,10 +84,7 @@ func (s *Store) insertTask(ctx context.Context, tx pgx.Tx, t *task.Task, cost in
 			return err
 		}
 	}
-	if t.Status.Final() {
-		return nil
-	}
-	return s.notify(ctx, tx, wakeTask)
+	return nil
 }
 
 // insertTrack stores tr as a track of task taskID.
@@ -242,24 +238,16 @@ func (s *Store) CommitStage(ctx context.Context, owner string, c task.StageCommi
 			}
 		}
 		if c.Callback != nil {
-			if err := insertCallback(ctx, tx, c.TaskID, c.Callback); err != nil {
-				return err
-			}
-			if err := s.notify(ctx, tx, wakeCallback); err != nil {
-				return err
-			}
+			return insertCallback(ctx, tx, c.TaskID, c.Callback)
 		}
-		if c.To.Final() {
-			return nil
-		}
-		return s.notify(ctx, tx, wakeTask)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("commit task %s from %s: %w", c.TaskID, c.From, err)
 	}
-	s.taskReady.Notify()
+	s.wakeTasks()
 	if c.Callback != nil {
-		s.callbackReady.Notify()
+		s.wakeCallbacks()
 	}
 	return nil
 }
@@ -268,18 +256,14 @@ func (s *Store) CommitStage(ctx context.Context, owner string, c task.StageCommi
 func (s *Store) ReleaseTask(ctx context.Context, taskID, owner string, runAt time.Time) error {
 	now := s.now()
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		err := fenced(tx.Exec(ctx, `UPDATE tasks SET run_at = $1, lease_owner = NULL, lease_until = NULL
+		return fenced(tx.Exec(ctx, `UPDATE tasks SET run_at = $1, lease_owner = NULL, lease_until = NULL
 			WHERE id = $2 AND lease_owner = $3 AND lease_until > $4`,
 			runAt, taskID, owner, now))
-		if err != nil {
-			return err
-		}
-		return s.notify(ctx, tx, wakeTask)
 	})
 	if err != nil {
 		return fmt.Errorf("release task %s: %w", taskID, err)
 	}
-	s.taskReady.Notify()
+	s.wakeTasks()
 	return nil
 }
 

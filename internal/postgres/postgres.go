@@ -118,8 +118,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		now:           opts.Now,
-		logger:        cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
+		now:            opts.Now,
+		logger:         cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 		taskReady:      task.NewSignal(),
 		callbackReady:  task.NewSignal(),
 		taskNotice:     task.NewSignal(),

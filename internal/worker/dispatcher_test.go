@@ -1118,6 +1118,13 @@ func TestDispatcherOnAttempt(t *testing.T) {
 	}).Run)
 	waitState(t, st, cbs[0], task.DeliveryDelivered)
 	waitState(t, st, cbs[1], task.DeliveryExhausted)
+	// An attempt is reported once its recording returns, a moment after
+	// the store shows it.
+	waitFor(t, "the three attempts reported", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(events) >= 3
+	})
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -193,8 +193,19 @@ func parseConfig(url string) (*pgxpool.Config, error) {
 	if cc.RuntimeParams["application_name"] == "" {
 		cc.RuntimeParams["application_name"] = appName
 	}
+	// pgx's default, 4 connections on a 2-core machine, made the Runner's
+	// stage commits, the Dispatcher's claims and group commits and the
+	// API's queries wait for each other; PostgreSQL flushes the WAL of
+	// concurrent commits together, so more of them at once cost little.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
 	return cfg, nil
 }
+
+// defaultMaxConns is the size of the connection pool of an instance whose
+// URL sets no pool_max_conns.
+const defaultMaxConns = 16
 
 // address names the database of cc in errors: host, port and database,
 // never the credentials.

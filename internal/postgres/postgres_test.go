@@ -209,22 +209,6 @@ func waitListening(t testing.TB, s *Store) {
 	drain(s)
 }
 
-func taskIDs(tasks []*task.Task) []string {
-	ids := make([]string, len(tasks))
-	for i, tk := range tasks {
-		ids[i] = tk.ID
-	}
-	return ids
-}
-
-func callbackIDs(cbs []*task.Callback) []string {
-	ids := make([]string, len(cbs))
-	for i, c := range cbs {
-		ids[i] = c.ID
-	}
-	return ids
-}
-
 func TestOpenUnreachable(t *testing.T) {
 	t.Parallel()
 	// silent completes TCP handshakes (the kernel does, up to its backlog)

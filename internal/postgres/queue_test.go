@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tunehook/tunehook/internal/pgtest"
+	"github.com/tunehook/tunehook/internal/storetest"
 	"github.com/tunehook/tunehook/internal/task"
 )
 
@@ -26,22 +27,22 @@ func TestClaimRace(t *testing.T) {
 		claim func(ctx context.Context, s *Store, owner string, limit int) ([]string, error)
 	}{
 		{"tasks", func(t *testing.T, s *Store) []string {
-			return taskIDs(createTasks(t, s, items))
+			return storetest.TaskIDs(createTasks(t, s, items))
 		}, func(ctx context.Context, s *Store, owner string, limit int) ([]string, error) {
 			tasks, err := s.ClaimTasks(ctx, owner, limit, time.Hour)
-			return taskIDs(tasks), err
+			return storetest.TaskIDs(tasks), err
 		}},
 		{"first attempts", func(t *testing.T, s *Store) []string {
-			return callbackIDs(failTasks(t, s, items))
+			return storetest.CallbackIDs(failTasks(t, s, items))
 		}, func(ctx context.Context, s *Store, owner string, limit int) ([]string, error) {
 			cbs, err := s.ClaimCallbacks(ctx, owner, task.LaneFirst, limit, time.Hour)
-			return callbackIDs(cbs), err
+			return storetest.CallbackIDs(cbs), err
 		}},
 		{"retries", func(t *testing.T, s *Store) []string {
-			return callbackIDs(retryCallbacks(t, s, items))
+			return storetest.CallbackIDs(retryCallbacks(t, s, items))
 		}, func(ctx context.Context, s *Store, owner string, limit int) ([]string, error) {
 			cbs, err := s.ClaimCallbacks(ctx, owner, task.LaneRetry, limit, time.Hour)
-			return callbackIDs(cbs), err
+			return storetest.CallbackIDs(cbs), err
 		}},
 	}
 	for _, tt := range tests {
@@ -107,16 +108,16 @@ func TestClaimSkipsLocked(t *testing.T) {
 		claim func(ctx context.Context, s *Store) ([]string, error)
 	}{
 		{"tasks", "tasks", func(t *testing.T, s *Store) []string {
-			return taskIDs(createTasks(t, s, 3))
+			return storetest.TaskIDs(createTasks(t, s, 3))
 		}, func(ctx context.Context, s *Store) ([]string, error) {
 			tasks, err := s.ClaimTasks(ctx, "claimer", 10, time.Hour)
-			return taskIDs(tasks), err
+			return storetest.TaskIDs(tasks), err
 		}},
 		{"callbacks", "callbacks", func(t *testing.T, s *Store) []string {
-			return callbackIDs(failTasks(t, s, 3))
+			return storetest.CallbackIDs(failTasks(t, s, 3))
 		}, func(ctx context.Context, s *Store) ([]string, error) {
 			cbs, err := s.ClaimCallbacks(ctx, "claimer", task.LaneFirst, 10, time.Hour)
-			return callbackIDs(cbs), err
+			return storetest.CallbackIDs(cbs), err
 		}},
 	}
 	for _, tt := range tests {

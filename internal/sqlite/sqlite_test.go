@@ -128,11 +128,11 @@ func TestReopen(t *testing.T) {
 		// The clock has not moved: only clearing frees the leases.
 		tasks, err := s.ClaimTasks(ctx, "next", 10, time.Hour)
 		if err != nil || len(tasks) != 1 || tasks[0].ID != pending.ID {
-			t.Errorf("ClaimTasks: got %v, %v, want [%s], nil", ids(tasks, func(t *task.Task) string { return t.ID }), err, pending.ID)
+			t.Errorf("ClaimTasks: got %v, %v, want [%s], nil", storetest.TaskIDs(tasks), err, pending.ID)
 		}
 		cbs, err := s.ClaimCallbacks(ctx, "next", task.LaneFirst, 10, time.Hour)
 		if err != nil || len(cbs) != 1 || cbs[0].ID != cb.ID {
-			t.Errorf("ClaimCallbacks: got %v, %v, want [%s], nil", ids(cbs, func(c *task.Callback) string { return c.ID }), err, cb.ID)
+			t.Errorf("ClaimCallbacks: got %v, %v, want [%s], nil", storetest.CallbackIDs(cbs), err, cb.ID)
 		}
 	})
 	t.Run("data kept", func(t *testing.T) {
@@ -153,14 +153,6 @@ func TestReopen(t *testing.T) {
 			t.Errorf("goose_db_version rows: got %d, want %d", got, wantVersions)
 		}
 	})
-}
-
-func ids[T any](items []T, id func(T) string) []string {
-	out := make([]string, len(items))
-	for i, it := range items {
-		out[i] = id(it)
-	}
-	return out
 }
 
 // migrationRows counts goose's records of applied migrations.

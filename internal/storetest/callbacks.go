@@ -21,11 +21,11 @@ func testClaimCallbacks(t *testing.T, open opener) {
 		now.Add(-2*time.Minute), now.Add(-4*time.Minute), now.Add(-3*time.Minute))
 	future, c, final, b, leased, a := cbs[0], cbs[1], cbs[2], cbs[3], cbs[4], cbs[5]
 
-	checkIDs(t, "claim of the retry lane", callbackIDs(claimCallbacks(t, st, "other", task.LaneRetry, 10, lease)), nil)
+	checkIDs(t, "claim of the retry lane", CallbackIDs(claimCallbacks(t, st, "other", task.LaneRetry, 10, lease)), nil)
 	checkEqual(t, "claim of the final one", claimCallbacks(t, st, "other", task.LaneFirst, 1, lease), []*task.Callback{final})
 	recordAttempt(t, st, "other", task.Attempt{CallbackID: final.ID, N: 1, StartedAt: now, StatusCode: 204},
 		task.DeliveryDelivered, time.Time{})
-	checkIDs(t, "claim of the leased one", callbackIDs(claimCallbacks(t, st, "other", task.LaneFirst, 1, time.Hour)), []string{leased.ID})
+	checkIDs(t, "claim of the leased one", CallbackIDs(claimCallbacks(t, st, "other", task.LaneFirst, 1, time.Hour)), []string{leased.ID})
 
 	steps := []struct {
 		limit int
@@ -42,10 +42,10 @@ func testClaimCallbacks(t *testing.T, open opener) {
 		checkEqual(t, fmt.Sprintf("claim %d (limit %d)", i+1, s.limit), claimCallbacks(t, st, ownerA, task.LaneFirst, s.limit, lease), s.want)
 	}
 	clock.Advance(time.Minute)
-	checkIDs(t, "claim once future is due", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)), []string{future.ID})
+	checkIDs(t, "claim once future is due", CallbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)), []string{future.ID})
 	clock.Advance(24 * time.Hour)
 	// Everything but the final one, whose leases have all expired.
-	checkIDs(t, "claim after every lease expired", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)),
+	checkIDs(t, "claim after every lease expired", CallbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)),
 		[]string{leased.ID, a.ID, b.ID, c.ID, future.ID})
 }
 
@@ -56,11 +56,11 @@ func testCallbackLeaseExpiry(t *testing.T, open opener) {
 		return task.Attempt{CallbackID: cb.ID, N: n, StartedAt: clock.Now(), Duration: 20 * time.Millisecond, StatusCode: 200}
 	}
 
-	checkIDs(t, "first claim", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, 30*time.Second)), []string{cb.ID})
+	checkIDs(t, "first claim", CallbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, 30*time.Second)), []string{cb.ID})
 	clock.Advance(29 * time.Second)
-	checkIDs(t, "claim while leased", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)), nil)
+	checkIDs(t, "claim while leased", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)), nil)
 	clock.Advance(time.Second)
-	checkIDs(t, "claim after expiry", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, 30*time.Second)), []string{cb.ID})
+	checkIDs(t, "claim after expiry", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, 30*time.Second)), []string{cb.ID})
 
 	// Owner A lost the callback: its attempt is not recorded.
 	checkLeaseLost(t, "RecordAttempts by old owner",
@@ -71,7 +71,7 @@ func testCallbackLeaseExpiry(t *testing.T, open opener) {
 	clock.Advance(30 * time.Second)
 	checkLeaseLost(t, "RecordAttempts after expiry",
 		recordOne(t, st, ownerB, attempt(1), task.DeliveryDelivered, time.Time{}))
-	checkIDs(t, "third claim", callbackIDs(claimCallbacks(t, st, ownerC, task.LaneFirst, 10, lease)), []string{cb.ID})
+	checkIDs(t, "third claim", CallbackIDs(claimCallbacks(t, st, ownerC, task.LaneFirst, 10, lease)), []string{cb.ID})
 	recordAttempt(t, st, ownerC, attempt(1), task.DeliveryDelivered, time.Time{})
 	want := *cb
 	want.State, want.Attempts, want.NextAttemptAt, want.FinishedAt, want.History =
@@ -101,7 +101,7 @@ func testConcurrentCallbackClaims(t *testing.T, open opener) {
 		wg.Go(func() {
 			got := claimConcurrently(t, claimers, func(owner string, limit int) ([]string, error) {
 				got, err := st.ClaimCallbacks(t.Context(), string(lane)+"-"+owner, lane, limit, time.Hour)
-				return callbackIDs(got), err
+				return CallbackIDs(got), err
 			})
 			mu.Lock()
 			defer mu.Unlock()
@@ -111,7 +111,7 @@ func testConcurrentCallbackClaims(t *testing.T, open opener) {
 	wg.Wait()
 	for lane, cbs := range inLane {
 		got := slices.Sorted(maps.Keys(claimedBy[lane]))
-		checkIDs(t, fmt.Sprintf("callbacks claimed in the %s lane", lane), got, callbackIDs(cbs))
+		checkIDs(t, fmt.Sprintf("callbacks claimed in the %s lane", lane), got, CallbackIDs(cbs))
 	}
 }
 
@@ -170,19 +170,19 @@ func testRecordAttempt(t *testing.T, open opener) {
 			if got, err := st.NextCallbackDue(t.Context()); err != nil || !got.Equal(next) {
 				t.Errorf("NextCallbackDue: got %v, %v, want %v, nil", got, err, next)
 			}
-			checkIDs(t, "claim right after the attempt", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), nil)
+			checkIDs(t, "claim right after the attempt", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), nil)
 			if tt.state == task.DeliveryPending {
 				clock.Advance(tt.next - time.Millisecond)
-				checkIDs(t, "claim just before next", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), nil)
+				checkIDs(t, "claim just before next", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), nil)
 				clock.Advance(time.Millisecond)
 				// Attempted once, it has left the first lane.
-				checkIDs(t, "first lane's claim at next", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)), nil)
-				checkIDs(t, "retry lane's claim at next", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), []string{cb.ID})
+				checkIDs(t, "first lane's claim at next", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)), nil)
+				checkIDs(t, "retry lane's claim at next", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), []string{cb.ID})
 			} else {
 				clock.Advance(24 * time.Hour)
 				for _, lane := range []task.Lane{task.LaneFirst, task.LaneRetry} {
 					checkIDs(t, fmt.Sprintf("%s lane's claim of a final callback", lane),
-						callbackIDs(claimCallbacks(t, st, ownerB, lane, 10, lease)), nil)
+						CallbackIDs(claimCallbacks(t, st, ownerB, lane, 10, lease)), nil)
 				}
 			}
 		})
@@ -197,8 +197,8 @@ func testRecordAttempts(t *testing.T, open opener) {
 	now := clock.Now()
 	cbs := addCallbacks(t, st, clock, now.Add(-4*time.Second), now.Add(-3*time.Second), now.Add(-2*time.Second), now.Add(-time.Second))
 	theirs, delivered, retried, exhausted := cbs[0], cbs[1], cbs[2], cbs[3]
-	checkIDs(t, "claim by B", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 1, lease)), []string{theirs.ID})
-	checkIDs(t, "claim by A", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)),
+	checkIDs(t, "claim by B", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 1, lease)), []string{theirs.ID})
+	checkIDs(t, "claim by A", CallbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)),
 		[]string{delivered.ID, retried.ID, exhausted.ID})
 
 	if results, err := st.RecordAttempts(t.Context(), ownerA, nil); err != nil || len(results) != 0 {
@@ -264,8 +264,8 @@ func testDeferCallbacks(t *testing.T, open opener) {
 	now := clock.Now()
 	cbs := addCallbacks(t, st, clock, now.Add(-3*time.Second), now.Add(-2*time.Second), now.Add(-time.Second))
 	theirs, soon, later := cbs[0], cbs[1], cbs[2]
-	checkIDs(t, "claim by B", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 1, lease)), []string{theirs.ID})
-	checkIDs(t, "claim by A", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)), []string{soon.ID, later.ID})
+	checkIDs(t, "claim by B", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 1, lease)), []string{theirs.ID})
+	checkIDs(t, "claim by A", CallbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, lease)), []string{soon.ID, later.ID})
 
 	deferrals := []task.Deferral{
 		{CallbackID: later.ID, Until: now.Add(2 * time.Minute)},
@@ -296,9 +296,9 @@ func testDeferCallbacks(t *testing.T, open opener) {
 
 	clock.Advance(time.Minute)
 	// theirs is still B's, later due a minute after soon.
-	checkIDs(t, "claim a minute later", callbackIDs(claimCallbacks(t, st, ownerC, task.LaneFirst, 10, lease)), []string{soon.ID})
+	checkIDs(t, "claim a minute later", CallbackIDs(claimCallbacks(t, st, ownerC, task.LaneFirst, 10, lease)), []string{soon.ID})
 	clock.Advance(time.Minute)
-	checkIDs(t, "claim two minutes later", callbackIDs(claimCallbacks(t, st, ownerC, task.LaneFirst, 10, lease)), []string{later.ID})
+	checkIDs(t, "claim two minutes later", CallbackIDs(claimCallbacks(t, st, ownerC, task.LaneFirst, 10, lease)), []string{later.ID})
 }
 
 // testAttemptHistory delivers a callback at the third attempt and checks
@@ -323,7 +323,7 @@ func testAttemptHistory(t *testing.T, open opener) {
 		if s.a.N == 1 {
 			lane = task.LaneFirst
 		}
-		checkIDs(t, fmt.Sprintf("claim for attempt %d", s.a.N), callbackIDs(claimCallbacks(t, st, ownerA, lane, 10, time.Minute)), []string{cb.ID})
+		checkIDs(t, fmt.Sprintf("claim for attempt %d", s.a.N), CallbackIDs(claimCallbacks(t, st, ownerA, lane, 10, time.Minute)), []string{cb.ID})
 		s.a.CallbackID, s.a.StartedAt = cb.ID, clock.Now()
 		clock.Advance(s.a.Duration)
 		var next time.Time
@@ -366,7 +366,7 @@ func testNextCallbackDue(t *testing.T, open opener) {
 	check("with a due callback", now.Add(-time.Second))
 
 	// A leased callback becomes claimable when its lease expires.
-	checkIDs(t, "claim", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, 30*time.Second)), []string{cbs[2].ID})
+	checkIDs(t, "claim", CallbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 10, 30*time.Second)), []string{cbs[2].ID})
 	check("with the due callback leased", now.Add(30*time.Second))
 	recordAttempt(t, st, ownerA, task.Attempt{CallbackID: cbs[2].ID, N: 1, StartedAt: now, StatusCode: 200},
 		task.DeliveryDelivered, time.Time{})
@@ -420,8 +420,8 @@ func testCallbacksIndependent(t *testing.T, open opener) {
 		Track: newTrack(tk.ID, 0, clock.Now()), RunAt: clock.Now(), Callback: first,
 	})
 
-	checkIDs(t, "claim by A", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 1, lease)), []string{text.ID})
-	checkIDs(t, "claim by B", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 1, lease)), []string{first.ID})
+	checkIDs(t, "claim by A", CallbackIDs(claimCallbacks(t, st, ownerA, task.LaneFirst, 1, lease)), []string{text.ID})
+	checkIDs(t, "claim by B", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 1, lease)), []string{first.ID})
 	retry := clock.Now().Add(time.Minute)
 	textAttempt := task.Attempt{CallbackID: text.ID, N: 1, StartedAt: clock.Now(), StatusCode: 500, Error: "server answered 500"}
 	recordAttempt(t, st, ownerA, textAttempt, task.DeliveryPending, retry)
@@ -463,9 +463,9 @@ func testCallbackLanes(t *testing.T, open opener) {
 	nextDue("with everything due leased", now.Add(time.Minute))
 
 	clock.Advance(90 * time.Second)
-	checkIDs(t, "retry lane once its first lane's future one is due", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), nil)
+	checkIDs(t, "retry lane once its first lane's future one is due", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneRetry, 10, lease)), nil)
 	nextDue("with the future first attempt due", now.Add(time.Minute))
-	checkIDs(t, "first lane once its future one is due", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)),
+	checkIDs(t, "first lane once its future one is due", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)),
 		[]string{firsts[1].ID})
 	nextDue("with only the future retry unleased", now.Add(2*time.Minute))
 
@@ -497,7 +497,7 @@ func testDeferCallback(t *testing.T, open opener) {
 				cb = addRetries(t, st, clock, clock.Now())[0]
 			}
 			want := getCallbacks(t, st, cb.TaskID)
-			checkIDs(t, "claim by A", callbackIDs(claimCallbacks(t, st, ownerA, tt.lane, 10, time.Minute)), []string{cb.ID})
+			checkIDs(t, "claim by A", CallbackIDs(claimCallbacks(t, st, ownerA, tt.lane, 10, time.Minute)), []string{cb.ID})
 			// Sooner than the lease would expire: a lease still held would
 			// show in NextCallbackDue and keep B from claiming.
 			until := clock.Now().Add(10 * time.Second)
@@ -517,7 +517,7 @@ func testDeferCallback(t *testing.T, open opener) {
 				t.Errorf("NextCallbackDue: got %v, %v, want %v, nil", got, err, until)
 			}
 			clock.Advance(until.Sub(clock.Now()) - time.Millisecond)
-			checkIDs(t, "claim by B just before", callbackIDs(claimCallbacks(t, st, ownerB, tt.lane, 10, time.Minute)), nil)
+			checkIDs(t, "claim by B just before", CallbackIDs(claimCallbacks(t, st, ownerB, tt.lane, 10, time.Minute)), nil)
 			clock.Advance(time.Millisecond)
 			for _, lane := range []task.Lane{task.LaneFirst, task.LaneRetry} {
 				var wantIDs []string
@@ -525,7 +525,7 @@ func testDeferCallback(t *testing.T, open opener) {
 					wantIDs = []string{cb.ID}
 				}
 				checkIDs(t, fmt.Sprintf("claim of the %s lane by B at the time deferred to", lane),
-					callbackIDs(claimCallbacks(t, st, ownerB, lane, 10, time.Minute)), wantIDs)
+					CallbackIDs(claimCallbacks(t, st, ownerB, lane, 10, time.Minute)), wantIDs)
 			}
 
 			// B's lease expires unused: it can defer no more.

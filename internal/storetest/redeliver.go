@@ -62,7 +62,7 @@ func testRedeliverCallback(t *testing.T, open opener) {
 		t.Errorf("NextCallbackDue: got %v, %v, want %v, nil", due, err, clock.Now())
 	}
 	// The new series starts over: first lane, then the retry lane.
-	checkIDs(t, "retry lane's claim", callbackIDs(claimCallbacks(t, st, ownerA, task.LaneRetry, 10, lease)), nil)
+	checkIDs(t, "retry lane's claim", CallbackIDs(claimCallbacks(t, st, ownerA, task.LaneRetry, 10, lease)), nil)
 	claimed := claimCallbacks(t, st, ownerB, task.LaneFirst, 10, time.Millisecond)
 	checkEqual(t, "first lane's claim", claimed, []*task.Callback{{
 		ID: cb.ID, TaskID: cb.TaskID, Stage: cb.Stage, URL: cb.URL, Body: cb.Body, State: task.DeliveryPending,
@@ -109,7 +109,7 @@ func testRedeliverInFlight(t *testing.T, open opener) {
 	clock.Advance(time.Second)
 	redelivered := clock.Now()
 	redeliver(t, st, cb.ID)
-	checkIDs(t, "claim while the attempt is in flight", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)), nil)
+	checkIDs(t, "claim while the attempt is in flight", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)), nil)
 
 	clock.Advance(time.Second)
 	drain(st)
@@ -119,7 +119,7 @@ func testRedeliverInFlight(t *testing.T, open opener) {
 	want := *cb
 	want.Redeliveries, want.NextAttemptAt, want.History = 1, redelivered, []task.Attempt{a}
 	checkEqual(t, "callback after the attempt of the old series", getCallback(t, st, cb.ID), &want)
-	checkIDs(t, "claim of the new series", callbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)), []string{cb.ID})
+	checkIDs(t, "claim of the new series", CallbackIDs(claimCallbacks(t, st, ownerB, task.LaneFirst, 10, lease)), []string{cb.ID})
 	b := task.Attempt{CallbackID: cb.ID, N: 1, StartedAt: clock.Now(), Duration: time.Second, StatusCode: 200}
 	recordAttempt(t, st, ownerB, b, task.DeliveryDelivered, time.Time{})
 	b.Redelivery = 1

@@ -197,7 +197,7 @@ func claimTasks(t *testing.T, st task.Store, owner string, limit int, lease time
 func claimTask(t *testing.T, st task.Store, owner, id string, lease time.Duration) *task.Task {
 	t.Helper()
 	tasks := claimTasks(t, st, owner, 10, lease)
-	if got := taskIDs(tasks); len(got) != 1 || got[0] != id {
+	if got := TaskIDs(tasks); len(got) != 1 || got[0] != id {
 		t.Fatalf("ClaimTasks(%s) claimed %v, want [%s]", owner, got, id)
 	}
 	return tasks[0]
@@ -305,8 +305,8 @@ func addRetries(t *testing.T, st task.Store, clock *Clock, dues ...time.Time) []
 		now[i] = clock.Now()
 	}
 	cbs := addCallbacks(t, st, clock, now...)
-	checkIDs(t, "fixture's claim of first attempts", callbackIDs(claimCallbacks(t, st, "fixture", task.LaneFirst, len(cbs)+1, time.Minute)),
-		callbackIDs(cbs))
+	checkIDs(t, "fixture's claim of first attempts", CallbackIDs(claimCallbacks(t, st, "fixture", task.LaneFirst, len(cbs)+1, time.Minute)),
+		CallbackIDs(cbs))
 	for i, c := range cbs {
 		recordAttempt(t, st, "fixture", task.Attempt{CallbackID: c.ID, N: 1, StartedAt: clock.Now(), StatusCode: 500, Error: "HTTP 500"},
 			task.DeliveryPending, dues[i])
@@ -358,7 +358,8 @@ func claimConcurrently(t *testing.T, claimers int, claim func(owner string, limi
 	return claimedBy
 }
 
-func taskIDs(tasks []*task.Task) []string {
+// TaskIDs returns the IDs of tasks, in order, for messages and comparisons.
+func TaskIDs(tasks []*task.Task) []string {
 	ids := make([]string, len(tasks))
 	for i, tk := range tasks {
 		ids[i] = tk.ID
@@ -366,7 +367,8 @@ func taskIDs(tasks []*task.Task) []string {
 	return ids
 }
 
-func callbackIDs(cbs []*task.Callback) []string {
+// CallbackIDs returns the IDs of cbs, in order.
+func CallbackIDs(cbs []*task.Callback) []string {
 	ids := make([]string, len(cbs))
 	for i, c := range cbs {
 		ids[i] = c.ID

@@ -129,7 +129,7 @@ func testSubmitConcurrentKey(t *testing.T, open opener) {
 	if created != 1 {
 		t.Errorf("got %d submissions that created a task, want 1", created)
 	}
-	checkIDs(t, "tasks in the queue", taskIDs(claimTasks(t, st, ownerA, 2*submitters, lease)), []string{results[0].TaskID})
+	checkIDs(t, "tasks in the queue", TaskIDs(claimTasks(t, st, ownerA, 2*submitters, lease)), []string{results[0].TaskID})
 }
 
 func testSubmitCredits(t *testing.T, open opener) {

@@ -93,7 +93,7 @@ func testStagesRoundTrip(t *testing.T, open opener) {
 	// The lease is free: the next stage is not due yet, and once it is,
 	// another owner claims it well before owner A's lease would have
 	// expired.
-	checkIDs(t, "claim before run_at", taskIDs(claimTasks(t, st, ownerB, 10, lease)), nil)
+	checkIDs(t, "claim before run_at", TaskIDs(claimTasks(t, st, ownerB, 10, lease)), nil)
 	clock.Advance(10 * time.Second)
 	want.StageAttempts = 1
 	checkEqual(t, "claimed for first", claimTask(t, st, ownerB, tk.ID, lease), &want)
@@ -126,7 +126,7 @@ func testStagesRoundTrip(t *testing.T, open opener) {
 
 	// Final tasks are never claimed again.
 	clock.Advance(24 * time.Hour)
-	checkIDs(t, "claim after final", taskIDs(claimTasks(t, st, ownerA, 10, lease)), nil)
+	checkIDs(t, "claim after final", TaskIDs(claimTasks(t, st, ownerA, 10, lease)), nil)
 	if next, err := st.NextTaskDue(ctx); err != nil || !next.IsZero() {
 		t.Errorf("NextTaskDue after final: got %v, %v, want zero time, nil", next, err)
 	}
@@ -148,7 +148,7 @@ func testClaimTasks(t *testing.T, open opener) {
 		createTask(t, st, tk)
 	}
 
-	checkIDs(t, "claim of the oldest", taskIDs(claimTasks(t, st, "other", 1, time.Hour)), []string{leased.ID})
+	checkIDs(t, "claim of the oldest", TaskIDs(claimTasks(t, st, "other", 1, time.Hour)), []string{leased.ID})
 	steps := []struct {
 		limit int
 		want  []*task.Task
@@ -161,7 +161,7 @@ func testClaimTasks(t *testing.T, open opener) {
 	}
 	for i, s := range steps {
 		got := claimTasks(t, st, ownerA, s.limit, lease)
-		checkIDs(t, fmt.Sprintf("claim %d (limit %d)", i+1, s.limit), taskIDs(got), taskIDs(s.want))
+		checkIDs(t, fmt.Sprintf("claim %d (limit %d)", i+1, s.limit), TaskIDs(got), TaskIDs(s.want))
 		for _, tk := range got {
 			if tk.StageAttempts != 1 {
 				t.Errorf("claimed task %s: got StageAttempts %d, want 1", tk.ID, tk.StageAttempts)
@@ -169,7 +169,7 @@ func testClaimTasks(t *testing.T, open opener) {
 		}
 	}
 	clock.Advance(time.Minute)
-	checkIDs(t, "claim once future is due", taskIDs(claimTasks(t, st, ownerA, 10, lease)), []string{future.ID})
+	checkIDs(t, "claim once future is due", TaskIDs(claimTasks(t, st, ownerA, 10, lease)), []string{future.ID})
 }
 
 func testTaskLeaseExpiry(t *testing.T, open opener) {
@@ -178,7 +178,7 @@ func testTaskLeaseExpiry(t *testing.T, open opener) {
 	tk := newTask(clock, clock.Now())
 	createTask(t, st, tk)
 	claimTask(t, st, ownerA, tk.ID, 30*time.Second)
-	checkIDs(t, "claim while leased", taskIDs(claimTasks(t, st, ownerB, 10, lease)), nil)
+	checkIDs(t, "claim while leased", TaskIDs(claimTasks(t, st, ownerB, 10, lease)), nil)
 
 	// A heartbeat at 20s moves the expiry from 30s to 50s.
 	clock.Advance(20 * time.Second)
@@ -186,7 +186,7 @@ func testTaskLeaseExpiry(t *testing.T, open opener) {
 		t.Fatalf("ExtendTaskLease by holder: %v", err)
 	}
 	clock.Advance(29 * time.Second)
-	checkIDs(t, "claim before extended expiry", taskIDs(claimTasks(t, st, ownerB, 10, lease)), nil)
+	checkIDs(t, "claim before extended expiry", TaskIDs(claimTasks(t, st, ownerB, 10, lease)), nil)
 	clock.Advance(time.Second)
 	if got := claimTask(t, st, ownerB, tk.ID, 30*time.Second); got.StageAttempts != 2 {
 		t.Errorf("second claim: got StageAttempts %d, want 2", got.StageAttempts)
@@ -226,7 +226,7 @@ func testConcurrentTaskClaims(t *testing.T, open opener) {
 	}
 	claimedBy := claimConcurrently(t, claimers, func(owner string, limit int) ([]string, error) {
 		got, err := st.ClaimTasks(t.Context(), owner, limit, time.Hour)
-		return taskIDs(got), err
+		return TaskIDs(got), err
 	})
 	if len(claimedBy) != tasks {
 		t.Errorf("got %d tasks claimed, want %d", len(claimedBy), tasks)
@@ -335,7 +335,7 @@ func testReleaseTask(t *testing.T, open opener) {
 	want := *tk
 	want.RunAt, want.StageAttempts = runAt, 1
 	checkEqual(t, "released task", getTask(t, st, tk.ID), &want)
-	checkIDs(t, "claim before run_at", taskIDs(claimTasks(t, st, ownerB, 10, lease)), nil)
+	checkIDs(t, "claim before run_at", TaskIDs(claimTasks(t, st, ownerB, 10, lease)), nil)
 	if next, err := st.NextTaskDue(ctx); err != nil || !next.Equal(runAt) {
 		t.Errorf("NextTaskDue: got %v, %v, want %v, nil", next, err, runAt)
 	}

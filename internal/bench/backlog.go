@@ -64,13 +64,7 @@ func measureBacklog(ctx context.Context, e *env) (_ Result, err error) {
 		return Result{}, err
 	}
 
-	d, err := worker.NewDispatcher(worker.DispatcherConfig{
-		Store:       e.store,
-		SigningKeys: [][]byte{signingKey},
-		Targets:     targets,
-		Owner:       "bench-dispatcher",
-		Logger:      e.logger,
-	})
+	d, err := worker.NewDispatcher(dispatcherConfig(e.store, e.logger))
 	if err != nil {
 		return Result{}, err
 	}

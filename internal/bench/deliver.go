@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/tunehook/tunehook/internal/safedial"
@@ -11,13 +12,20 @@ import (
 	"github.com/tunehook/tunehook/internal/worker"
 )
 
-// signingKey signs the bench's callbacks, so that the Dispatcher pays for
-// the HMACs it pays for in production.
-var signingKey = []byte("tunehook-bench-signing-key")
-
-// targets lets the Dispatcher reach the bench's receivers, on loopback,
-// through the same checking dialer as in production.
-var targets = safedial.Policy{AllowPrivate: true}
+// dispatcherConfig returns what every phase's Dispatcher starts from: the
+// store, callbacks signed (so that the Dispatcher pays for the HMACs it
+// pays for in production), and the production's checking dialer, allowed
+// to reach the bench's receivers on loopback. A phase sets what it needs
+// besides; the rest are the Dispatcher's defaults.
+func dispatcherConfig(store task.Store, logger *slog.Logger) worker.DispatcherConfig {
+	return worker.DispatcherConfig{
+		Store:       store,
+		SigningKeys: [][]byte{[]byte("tunehook-bench-signing-key")},
+		Targets:     safedial.Policy{AllowPrivate: true},
+		Owner:       "bench-dispatcher",
+		Logger:      logger,
+	}
+}
 
 // loadConcurrency is how many stages the Runner that loads the deliver
 // phase's backlog runs at once: enough to overlap the round trips of a
@@ -48,13 +56,7 @@ func measureDelivery(ctx context.Context, e *env) (_ Result, err error) {
 	loaded := time.Since(loadStart)
 	e.cfg.Logger.InfoContext(ctx, "callbacks loaded", "phase", e.phase, "callbacks", n, "took", loaded)
 
-	d, err := worker.NewDispatcher(worker.DispatcherConfig{
-		Store:       e.store,
-		SigningKeys: [][]byte{signingKey},
-		Targets:     targets,
-		Owner:       "bench-dispatcher",
-		Logger:      e.logger,
-	})
+	d, err := worker.NewDispatcher(dispatcherConfig(e.store, e.logger))
 	if err != nil {
 		return Result{}, err
 	}

@@ -88,14 +88,9 @@ func startPipeline(ctx context.Context, e *env, timeout time.Duration, logger *s
 	if err != nil {
 		return nil, err
 	}
-	dispatcher, err := worker.NewDispatcher(worker.DispatcherConfig{
-		Store:       obs,
-		Timeout:     timeout,
-		SigningKeys: [][]byte{signingKey},
-		Targets:     targets,
-		Owner:       "bench-dispatcher",
-		Logger:      logger,
-	})
+	cfg := dispatcherConfig(obs, logger)
+	cfg.Timeout = timeout
+	dispatcher, err := worker.NewDispatcher(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -99,14 +99,9 @@ func measureStorm(ctx context.Context, e *env) (_ Result, err error) {
 	}
 
 	obs := &observer{Store: e.store, records: make(map[string][]recordNote, n)}
-	d, err := worker.NewDispatcher(worker.DispatcherConfig{
-		Store:       obs,
-		RetryDelays: e.cfg.StormDelays,
-		SigningKeys: [][]byte{signingKey},
-		Targets:     targets,
-		Owner:       "bench-dispatcher",
-		Logger:      e.quiet(),
-	})
+	cfg := dispatcherConfig(obs, e.quiet())
+	cfg.RetryDelays = e.cfg.StormDelays
+	d, err := worker.NewDispatcher(cfg)
 	if err != nil {
 		return Result{}, err
 	}

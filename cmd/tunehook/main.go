@@ -53,31 +53,30 @@ Client commands (--url and --api-key, or TUNEHOOK_URL and TUNEHOOK_API_KEY):
   tunehook redeliver ID      deliver a callback again now
 `
 
+// commands are the subcommands, each run with the arguments after its
+// name.
+var commands = map[string]func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error{
+	"serve":     serve,
+	"migrate":   migrate,
+	"bench":     bench,
+	"listen":    listen,
+	"demo":      demo,
+	"generate":  generate,
+	"status":    status,
+	"callbacks": callbacks,
+	"redeliver": redeliver,
+}
+
 // run is the whole program; main only supplies the process's environment.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) < 2 {
 		fmt.Fprint(stderr, usage)
 		return errUsage
 	}
+	if cmd, ok := commands[args[1]]; ok {
+		return cmd(ctx, args[2:], getenv, stdout, stderr)
+	}
 	switch args[1] {
-	case "serve":
-		return serve(ctx, args[2:], getenv, stdout, stderr)
-	case "migrate":
-		return migrate(ctx, args[2:], getenv, stdout, stderr)
-	case "bench":
-		return bench(ctx, args[2:], getenv, stdout, stderr)
-	case "listen":
-		return listen(ctx, args[2:], getenv, stdout, stderr)
-	case "demo":
-		return demo(ctx, args[2:], getenv, stdout, stderr)
-	case "generate":
-		return generate(ctx, args[2:], getenv, stdout, stderr)
-	case "status":
-		return status(ctx, args[2:], getenv, stdout, stderr)
-	case "callbacks":
-		return callbacks(ctx, args[2:], getenv, stdout, stderr)
-	case "redeliver":
-		return redeliver(ctx, args[2:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tunehook", tunehook.Version)
 		return nil

@@ -339,13 +339,16 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// wakeTasks tells this instance's Runner at once, and every other
-// instance's through sendNotices, that a task may have become due. It is
-// called after the commit that made it so, never before: a wake-up that
-// came first would find nothing.
-func (s *Store) wakeTasks() {
+// wakeTasks tells this instance's Runner at once that a task may have
+// become due, and every other instance's through sendNotices when due
+// says the task is not final (a final task is never due). It is called
+// after the commit that made it so, never before: a wake-up that came
+// first would find nothing.
+func (s *Store) wakeTasks(due bool) {
 	s.taskReady.Notify()
-	s.taskNotice.Notify()
+	if due {
+		s.taskNotice.Notify()
+	}
 }
 
 // wakeCallbacks is wakeTasks for callbacks and the Dispatchers.

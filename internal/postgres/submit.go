@@ -48,7 +48,7 @@ func (s *Store) Submit(ctx context.Context, sub task.Submission) (task.Submitted
 		return task.Submitted{}, fmt.Errorf("submit task %s: %w", t.ID, err)
 	}
 	if !out.Replayed {
-		s.wakeTasks()
+		s.wakeTasks(!t.Status.Final())
 	}
 	return out, nil
 }

@@ -58,13 +58,14 @@ func failureColumns(f *task.Failure) (*int, *string) {
 }
 
 // CreateTask stores t as a new task with its text, failure and tracks, due
-// at t.RunAt (never, when t.Status is final), and wakes every instance.
+// at t.RunAt (never, when t.Status is final), and wakes every instance when
+// it is due some day.
 func (s *Store) CreateTask(ctx context.Context, t *task.Task) error {
 	err := s.write(ctx, func(tx pgx.Tx) error { return s.insertTask(ctx, tx, t, 0) })
 	if err != nil {
 		return fmt.Errorf("create task %s: %w", t.ID, err)
 	}
-	s.wakeTasks()
+	s.wakeTasks(!t.Status.Final())
 	return nil
 }
 
@@ -245,7 +246,7 @@ func (s *Store) CommitStage(ctx context.Context, owner string, c task.StageCommi
 	if err != nil {
 		return fmt.Errorf("commit task %s from %s: %w", c.TaskID, c.From, err)
 	}
-	s.wakeTasks()
+	s.wakeTasks(!c.To.Final())
 	if c.Callback != nil {
 		s.wakeCallbacks()
 	}
@@ -263,7 +264,7 @@ func (s *Store) ReleaseTask(ctx context.Context, taskID, owner string, runAt tim
 	if err != nil {
 		return fmt.Errorf("release task %s: %w", taskID, err)
 	}
-	s.wakeTasks()
+	s.wakeTasks(true)
 	return nil
 }
 

@@ -4,7 +4,6 @@ package main
 // receivers; a small client of the API.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -147,15 +146,22 @@ func startServerArgs(t *testing.T, dataDir string, args []string, overrides ...s
 	}
 	urls := make(chan string, 1)
 	go func() {
-		listening := regexp.MustCompile(`listening on (http://\S+)`)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			s.stdout.Write(append(sc.Bytes(), '\n'))
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+		// The banner comes in one write, so one read holds all of it: a
+		// test that has the URL can read the whole banner.
+		listening := regexp.MustCompile(`listening on (http://\S+)\n`)
+		buf := make([]byte, 64<<10)
+		sent := false
+		for {
+			n, err := out.Read(buf)
+			s.stdout.Write(buf[:n])
+			if m := listening.FindStringSubmatch(s.stdout.String()); m != nil && !sent {
 				urls <- m[1]
+				sent = true
+			}
+			if err != nil {
+				return
 			}
 		}
-		io.Copy(s.stdout, out)
 	}()
 	go func() {
 		s.waitErr = cmd.Wait()

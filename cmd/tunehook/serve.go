@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -278,7 +279,10 @@ func writeNew(path, s string) error {
 	return f.Close()
 }
 
-func printBanner(w io.Writer, cfg config.Config, listenURL, publicURL, storeName string, keys keySet) {
+// printBanner tells the user where the server is and how to call it, in one
+// write: whoever reads the first line of it has the rest too.
+func printBanner(out io.Writer, cfg config.Config, listenURL, publicURL, storeName string, keys keySet) {
+	w := new(bytes.Buffer)
 	key := "$TUNEHOOK_API_KEY"
 	fmt.Fprintf(w, "tunehook %s listening on %s\n", tunehook.Version, listenURL)
 	if publicURL != listenURL {
@@ -302,6 +306,7 @@ func printBanner(w io.Writer, cfg config.Config, listenURL, publicURL, storeName
 	if cfg.Dev {
 		fmt.Fprintf(w, "  poll:     curl -s '%s/api/v1/generate/record-info?taskId=TASK_ID&wait=30' -H \"Authorization: Bearer %s\"\n", publicURL, key)
 	}
+	out.Write(w.Bytes())
 }
 
 // reachable turns a listener address into one a client can use: an

@@ -323,7 +323,7 @@ func TestLongPollOtherInstance(t *testing.T) {
 		t.Fatalf("claim: %v, %v; want the task", claimed, err)
 	}
 	now := time.Now()
-	err = other.CommitStage(t.Context(), "other-instance", task.StageCommit{
+	err = task.CommitStage(t.Context(), other, "other-instance", task.StageCommit{
 		TaskID: taskID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &task.Text{Title: "T", Tags: "rock"},
 		RunAt: now.Add(time.Hour),
 		Callback: &task.Callback{ID: task.NewCallbackID(), TaskID: taskID, Stage: task.StageText, URL: "https://example.com/cb",

@@ -217,7 +217,7 @@ type observer struct {
 // commitNote is a stage's commit, as an observer saw it.
 type commitNote struct {
 	key callbackKey
-	at  time.Time // when the commit began
+	at  time.Time // when the stage ended and its commit began: the callback's creation
 }
 
 // recordNote is a recorded attempt, as an observer saw it.
@@ -228,18 +228,22 @@ type recordNote struct {
 	next  time.Time // when the next attempt is due, if pending
 }
 
-// CommitStage commits sc and notes when it began.
-func (o *observer) CommitStage(ctx context.Context, owner string, sc task.StageCommit) error {
-	begin := time.Now()
-	if err := o.Store.CommitStage(ctx, owner, sc); err != nil {
-		return err
+// CommitStages commits cs and notes the callbacks committed. Their
+// latency runs from their creation, when the Runner ended their stage and
+// handed it to its group commit: the wait for the group is counted.
+func (o *observer) CommitStages(ctx context.Context, owner string, cs []task.StageCommit) ([]error, error) {
+	results, err := o.Store.CommitStages(ctx, owner, cs)
+	if err != nil {
+		return nil, err
 	}
-	if sc.Callback != nil {
-		o.mu.Lock()
-		o.commits[sc.Callback.ID] = commitNote{callbackKey{sc.TaskID, sc.Callback.Stage}, begin}
-		o.mu.Unlock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, c := range cs {
+		if results[i] == nil && c.Callback != nil {
+			o.commits[c.Callback.ID] = commitNote{callbackKey{c.TaskID, c.Callback.Stage}, c.Callback.CreatedAt}
+		}
 	}
-	return nil
+	return results, nil
 }
 
 // RecordAttempts records rs and notes the attempts recorded.

@@ -58,7 +58,7 @@ func (s *testServer) commit(t *testing.T, id string, c task.StageCommit) {
 		Body:  []byte(`{}`), // record-info does not read callbacks
 		State: task.DeliveryPending, NextAttemptAt: now, CreatedAt: now,
 	}
-	if err := s.store.CommitStage(ctx, testRunner, c); err != nil {
+	if err := task.CommitStage(ctx, s.store, testRunner, c); err != nil {
 		t.Fatalf("commit %s of task %s: %v", stage, id, err)
 	}
 }

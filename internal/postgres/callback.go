@@ -30,17 +30,13 @@ func scanCallback(row pgx.Row) (*task.Callback, error) {
 	return &c, nil
 }
 
-// insertCallback stores c as a new pending callback of task taskID, due at
-// c.NextAttemptAt. A second callback for the same stage of a task violates
-// UNIQUE (task_id, stage).
-func insertCallback(ctx context.Context, tx pgx.Tx, taskID string, c *task.Callback) error {
-	_, err := tx.Exec(ctx, `INSERT INTO callbacks (id, task_id, stage, url, body, state, attempts, next_attempt_at, created_at)
+// queueCallback queues the insert of c as a new pending callback of task
+// taskID, due at c.NextAttemptAt. A second callback for the same stage of
+// a task violates UNIQUE (task_id, stage).
+func queueCallback(b *pgx.Batch, taskID string, c *task.Callback) {
+	b.Queue(`INSERT INTO callbacks (id, task_id, stage, url, body, state, attempts, next_attempt_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)`,
 		c.ID, taskID, c.Stage, c.URL, c.Body, task.DeliveryPending, c.NextAttemptAt, c.CreatedAt)
-	if err != nil {
-		return fmt.Errorf("insert %s callback %s: %w", c.Stage, c.ID, err)
-	}
-	return nil
 }
 
 // claimCallbacksQueries lease the due pending callbacks of each lane,

@@ -115,14 +115,10 @@ func charge(ctx context.Context, tx pgx.Tx, owner string, cost, initial int) err
 	return nil
 }
 
-// refund gives task taskID's cost back to its owner.
-func refund(ctx context.Context, tx pgx.Tx, taskID string) error {
-	_, err := tx.Exec(ctx, `UPDATE credits c SET balance = c.balance + t.cost
+// queueRefund queues the return of task taskID's cost to its owner.
+func queueRefund(b *pgx.Batch, taskID string) {
+	b.Queue(`UPDATE credits c SET balance = c.balance + t.cost
 		FROM tasks t WHERE t.id = $1 AND c.owner = t.owner AND t.cost > 0`, taskID)
-	if err != nil {
-		return fmt.Errorf("refund: %w", err)
-	}
-	return nil
 }
 
 // Credits returns owner's balance, or initial when it has none yet.

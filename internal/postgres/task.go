@@ -80,24 +80,23 @@ func (s *Store) insertTask(ctx context.Context, tx pgx.Tx, t *task.Task, cost in
 	if err != nil {
 		return err
 	}
+	tracks := &pgx.Batch{}
 	for _, tr := range t.Tracks {
-		if err := insertTrack(ctx, tx, t.ID, tr); err != nil {
-			return err
-		}
+		queueTrack(tracks, t.ID, tr)
 	}
-	return nil
+	return tx.SendBatch(ctx, tracks).Close()
 }
 
-// insertTrack stores tr as a track of task taskID.
-func insertTrack(ctx context.Context, tx pgx.Tx, taskID string, tr task.Track) error {
-	_, err := tx.Exec(ctx, `INSERT INTO tracks (id, task_id, idx, audio_key, image_key, duration, created_at)
+// queueTrack queues the insert of tr as a track of task taskID.
+func queueTrack(b *pgx.Batch, taskID string, tr task.Track) {
+	b.Queue(`INSERT INTO tracks (id, task_id, idx, audio_key, image_key, duration, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		tr.ID, taskID, tr.Index, tr.AudioKey, tr.ImageKey, tr.Duration, tr.CreatedAt)
-	if err != nil {
-		return fmt.Errorf("insert track %d: %w", tr.Index, err)
-	}
-	return nil
 }
+
+// loadTracksQuery reads the tracks of the tasks whose IDs are $1.
+const loadTracksQuery = `SELECT id, task_id, idx, audio_key, image_key, duration, created_at
+	FROM tracks WHERE task_id = ANY($1) ORDER BY task_id, idx`
 
 // loadTracks sets the Tracks of tasks, ordered by index.
 func loadTracks(ctx context.Context, tx pgx.Tx, tasks []*task.Task) error {
@@ -110,8 +109,7 @@ func loadTracks(ctx context.Context, tx pgx.Tx, tasks []*task.Task) error {
 		byID[t.ID] = t
 		ids[i] = t.ID
 	}
-	rows, err := tx.Query(ctx, `SELECT id, task_id, idx, audio_key, image_key, duration, created_at
-		FROM tracks WHERE task_id = ANY($1) ORDER BY task_id, idx`, ids)
+	rows, err := tx.Query(ctx, loadTracksQuery, ids)
 	if err != nil {
 		return fmt.Errorf("load tracks: %w", err)
 	}
@@ -207,50 +205,69 @@ func (s *Store) ExtendTaskLease(ctx context.Context, taskID, owner string, lease
 	return nil
 }
 
-// CommitStage applies c in one transaction: the update of the task is
-// fenced on owner's unexpired lease and on c.From, and a failing insert of
-// the track or the callback undoes it, notifications included.
-func (s *Store) CommitStage(ctx context.Context, owner string, c task.StageCommit) error {
-	now := s.now()
-	// NULL keeps the stored value: coalesce in the update below.
-	var title, lyrics, tags *string
-	if c.Text != nil {
-		title, lyrics, tags = &c.Text.Title, &c.Text.Lyrics, &c.Text.Tags
+// commitStageQuery applies a stage to its task, fenced on the owner's
+// unexpired lease and on the status the stage started from.
+const commitStageQuery = `UPDATE tasks SET status = $1,
+		title = coalesce($2, title), lyrics = coalesce($3, lyrics), tags = coalesce($4, tags),
+		error_code = coalesce($5, error_code), error_message = coalesce($6, error_message),
+		run_at = $7, lease_owner = NULL, lease_until = NULL, stage_attempts = 0, updated_at = $8
+	WHERE id = $9 AND lease_owner = $10 AND lease_until > $8 AND status = $11`
+
+// CommitStages applies commits in one transaction of two round trips: the
+// fenced updates of the tasks in one batch, then the tracks, refunds and
+// callbacks of the commits whose fence held in another. A failing insert
+// undoes the whole batch, notifications included.
+func (s *Store) CommitStages(ctx context.Context, owner string, commits []task.StageCommit) ([]error, error) {
+	if len(commits) == 0 {
+		return nil, nil
 	}
-	code, msg := failureColumns(c.Failure)
+	now := s.now()
+	updates := &pgx.Batch{}
+	for _, c := range commits {
+		// NULL keeps the stored value: coalesce in the update.
+		var title, lyrics, tags *string
+		if c.Text != nil {
+			title, lyrics, tags = &c.Text.Title, &c.Text.Lyrics, &c.Text.Tags
+		}
+		code, msg := failureColumns(c.Failure)
+		updates.Queue(commitStageQuery, c.To, title, lyrics, tags, code, msg, runAt(c.To, c.RunAt), now, c.TaskID, owner, c.From)
+	}
+	results := make([]error, len(commits))
+	due, callbacks := false, false
 	err := s.write(ctx, func(tx pgx.Tx) error {
-		err := fenced(tx.Exec(ctx, `UPDATE tasks SET status = $1,
-				title = coalesce($2, title), lyrics = coalesce($3, lyrics), tags = coalesce($4, tags),
-				error_code = coalesce($5, error_code), error_message = coalesce($6, error_message),
-				run_at = $7, lease_owner = NULL, lease_until = NULL, stage_attempts = 0, updated_at = $8
-			WHERE id = $9 AND lease_owner = $10 AND lease_until > $8 AND status = $11`,
-			c.To, title, lyrics, tags, code, msg, runAt(c.To, c.RunAt), now, c.TaskID, owner, c.From))
+		err := sendFenced(ctx, tx, updates, results, func(i int) string {
+			return fmt.Sprintf("commit task %s from %s", commits[i].TaskID, commits[i].From)
+		})
 		if err != nil {
 			return err
 		}
-		if c.Track != nil {
-			if err := insertTrack(ctx, tx, c.TaskID, *c.Track); err != nil {
-				return err
+		inserts := &pgx.Batch{}
+		for i, c := range commits {
+			if results[i] != nil {
+				continue
+			}
+			due = due || !c.To.Final()
+			if c.Track != nil {
+				queueTrack(inserts, c.TaskID, *c.Track)
+			}
+			if c.Failure != nil && c.Failure.Refunded() {
+				queueRefund(inserts, c.TaskID)
+			}
+			if c.Callback != nil {
+				queueCallback(inserts, c.TaskID, c.Callback)
+				callbacks = true
 			}
 		}
-		if c.Failure != nil && c.Failure.Refunded() {
-			if err := refund(ctx, tx, c.TaskID); err != nil {
-				return err
-			}
-		}
-		if c.Callback != nil {
-			return insertCallback(ctx, tx, c.TaskID, c.Callback)
-		}
-		return nil
+		return tx.SendBatch(ctx, inserts).Close()
 	})
 	if err != nil {
-		return fmt.Errorf("commit task %s from %s: %w", c.TaskID, c.From, err)
+		return nil, fmt.Errorf("commit %d stages: %w", len(commits), err)
 	}
-	s.wakeTasks(!c.To.Final())
-	if c.Callback != nil {
+	s.wakeTasks(due)
+	if callbacks {
 		s.wakeCallbacks()
 	}
-	return nil
+	return results, nil
 }
 
 // ReleaseTask frees owner's unexpired lease and makes the task due at runAt.

@@ -204,11 +204,43 @@ func (s *Store) ExtendTaskLease(ctx context.Context, taskID, owner string, lease
 	return nil
 }
 
-// CommitStage applies c in one transaction: the update of the task is
-// fenced on owner's unexpired lease and on c.From, and a failing insert of
-// the track or the callback undoes it.
-func (s *Store) CommitStage(ctx context.Context, owner string, c task.StageCommit) error {
+// CommitStages applies commits in one transaction: each task's update is
+// fenced on owner's unexpired lease and on its commit's From, and a
+// failing insert of a track or a callback undoes the whole batch.
+func (s *Store) CommitStages(ctx context.Context, owner string, commits []task.StageCommit) ([]error, error) {
+	if len(commits) == 0 {
+		return nil, nil
+	}
 	now := s.now()
+	results := make([]error, len(commits))
+	callbacks := false
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for i, c := range commits {
+			err := commitStage(ctx, tx, owner, c, now)
+			switch {
+			case errors.Is(err, task.ErrLeaseLost):
+				results[i] = fmt.Errorf("commit task %s from %s: %w", c.TaskID, c.From, err)
+			case err != nil:
+				return fmt.Errorf("commit task %s from %s: %w", c.TaskID, c.From, err)
+			default:
+				callbacks = callbacks || c.Callback != nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("commit %d stages: %w", len(commits), err)
+	}
+	s.taskReady.Notify()
+	if callbacks {
+		s.callbackReady.Notify()
+	}
+	return results, nil
+}
+
+// commitStage applies c in tx: the task's update, fenced, then the inserts
+// and the refund, which are skipped when the fence did not hold.
+func commitStage(ctx context.Context, tx *sql.Tx, owner string, c task.StageCommit, now time.Time) error {
 	// NULL keeps the stored value: coalesce in the update below.
 	var title, lyrics, tags sql.NullString
 	if c.Text != nil {
@@ -217,38 +249,28 @@ func (s *Store) CommitStage(ctx context.Context, owner string, c task.StageCommi
 		tags = sql.NullString{String: c.Text.Tags, Valid: true}
 	}
 	code, msg := failureColumns(c.Failure)
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		err := fenced(tx.ExecContext(ctx, `UPDATE tasks SET status = ?,
-				title = coalesce(?, title), lyrics = coalesce(?, lyrics), tags = coalesce(?, tags),
-				error_code = coalesce(?, error_code), error_message = coalesce(?, error_message),
-				run_at = ?, lease_owner = NULL, lease_until = NULL, stage_attempts = 0, updated_at = ?
-			WHERE id = ? AND lease_owner = ? AND lease_until > ? AND status = ?`,
-			c.To, title, lyrics, tags, code, msg, runAt(c.To, c.RunAt), ms(now),
-			c.TaskID, owner, ms(now), c.From))
-		if err != nil {
+	err := fenced(tx.ExecContext(ctx, `UPDATE tasks SET status = ?,
+			title = coalesce(?, title), lyrics = coalesce(?, lyrics), tags = coalesce(?, tags),
+			error_code = coalesce(?, error_code), error_message = coalesce(?, error_message),
+			run_at = ?, lease_owner = NULL, lease_until = NULL, stage_attempts = 0, updated_at = ?
+		WHERE id = ? AND lease_owner = ? AND lease_until > ? AND status = ?`,
+		c.To, title, lyrics, tags, code, msg, runAt(c.To, c.RunAt), ms(now),
+		c.TaskID, owner, ms(now), c.From))
+	if err != nil {
+		return err
+	}
+	if c.Track != nil {
+		if err := insertTrack(ctx, tx, c.TaskID, *c.Track); err != nil {
 			return err
 		}
-		if c.Track != nil {
-			if err := insertTrack(ctx, tx, c.TaskID, *c.Track); err != nil {
-				return err
-			}
-		}
-		if c.Failure != nil && c.Failure.Refunded() {
-			if err := refund(ctx, tx, c.TaskID); err != nil {
-				return err
-			}
-		}
-		if c.Callback != nil {
-			return insertCallback(ctx, tx, c.TaskID, c.Callback)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("commit task %s from %s: %w", c.TaskID, c.From, err)
 	}
-	s.taskReady.Notify()
+	if c.Failure != nil && c.Failure.Refunded() {
+		if err := refund(ctx, tx, c.TaskID); err != nil {
+			return err
+		}
+	}
 	if c.Callback != nil {
-		s.callbackReady.Notify()
+		return insertCallback(ctx, tx, c.TaskID, c.Callback)
 	}
 	return nil
 }

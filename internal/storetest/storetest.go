@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T, clock *Clock) task.Store) {
 		{"ConcurrentTaskClaims", testConcurrentTaskClaims},
 		{"CommitStageStaleFrom", testCommitStageStaleFrom},
 		{"CommitStageInsertFails", testCommitStageInsertFails},
+		{"CommitStages", testCommitStages},
 		{"ReleaseTask", testReleaseTask},
 		{"NextTaskDue", testNextTaskDue},
 		{"ReadySignals", testReadySignals},
@@ -205,7 +206,7 @@ func claimTask(t *testing.T, st task.Store, owner, id string, lease time.Duratio
 
 func commit(t *testing.T, st task.Store, owner string, c task.StageCommit) {
 	t.Helper()
-	if err := st.CommitStage(t.Context(), owner, c); err != nil {
+	if err := task.CommitStage(t.Context(), st, owner, c); err != nil {
 		t.Fatalf("CommitStage(%s, %s -> %s): %v", c.TaskID, c.From, c.To, err)
 	}
 }

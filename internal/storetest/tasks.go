@@ -196,7 +196,7 @@ func testTaskLeaseExpiry(t *testing.T, open opener) {
 	before := getTask(t, st, tk.ID)
 	text := sampleText
 	checkLeaseLost(t, "ExtendTaskLease by old owner", st.ExtendTaskLease(ctx, tk.ID, ownerA, time.Hour))
-	checkLeaseLost(t, "CommitStage by old owner", st.CommitStage(ctx, ownerA, task.StageCommit{
+	checkLeaseLost(t, "CommitStage by old owner", task.CommitStage(ctx, st, ownerA, task.StageCommit{
 		TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &text, RunAt: clock.Now(),
 		Callback: newCallback(clock, tk.ID, task.StageText, clock.Now()),
 	}))
@@ -207,7 +207,7 @@ func testTaskLeaseExpiry(t *testing.T, open opener) {
 	// An expired lease is lost even when nobody claimed the task since.
 	clock.Advance(30 * time.Second)
 	checkLeaseLost(t, "ExtendTaskLease after expiry", st.ExtendTaskLease(ctx, tk.ID, ownerB, time.Hour))
-	checkLeaseLost(t, "CommitStage after expiry", st.CommitStage(ctx, ownerB, task.StageCommit{
+	checkLeaseLost(t, "CommitStage after expiry", task.CommitStage(ctx, st, ownerB, task.StageCommit{
 		TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &text, RunAt: clock.Now(),
 	}))
 	if got := claimTask(t, st, ownerC, tk.ID, lease); got.StageAttempts != 3 {
@@ -249,7 +249,7 @@ func testCommitStageStaleFrom(t *testing.T, open opener) {
 	// The same stage committed again, as a runner that redid it would.
 	clock.Advance(time.Second)
 	other := task.Text{Title: "Other", Lyrics: "other", Tags: "other"}
-	checkLeaseLost(t, "CommitStage with stale From", st.CommitStage(t.Context(), ownerA, task.StageCommit{
+	checkLeaseLost(t, "CommitStage with stale From", task.CommitStage(t.Context(), st, ownerA, task.StageCommit{
 		TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &other, RunAt: clock.Now(),
 		Callback: newCallback(clock, tk.ID, task.StageFirst, clock.Now()),
 	}))
@@ -305,7 +305,7 @@ func testCommitStageInsertFails(t *testing.T, open opener) {
 				Callback: newCallback(clock, tk.ID, task.StageComplete, clock.Now()),
 			}
 			tt.spoil(&c, first)
-			if err := st.CommitStage(t.Context(), ownerA, c); err == nil {
+			if err := task.CommitStage(t.Context(), st, ownerA, c); err == nil {
 				t.Fatal("CommitStage: got nil error, want an error")
 			}
 			checkEqual(t, "task", getTask(t, st, tk.ID), before)
@@ -315,6 +315,76 @@ func testCommitStageInsertFails(t *testing.T, open opener) {
 				t.Errorf("ExtendTaskLease after the failed commit: %v", err)
 			}
 		})
+	}
+}
+
+func testCommitStages(t *testing.T, open opener) {
+	st, clock := open(t)
+	ctx := t.Context()
+	now := clock.Now()
+	theirs, first, second := newTask(clock, now.Add(-3*time.Second)), newTask(clock, now.Add(-2*time.Second)), newTask(clock, now.Add(-time.Second))
+	for _, tk := range []*task.Task{theirs, first, second} {
+		createTask(t, st, tk)
+	}
+	checkIDs(t, "claim by B", TaskIDs(claimTasks(t, st, ownerB, 1, lease)), []string{theirs.ID})
+	checkIDs(t, "claim by A", TaskIDs(claimTasks(t, st, ownerA, 10, lease)), []string{first.ID, second.ID})
+
+	if results, err := st.CommitStages(ctx, ownerA, nil); err != nil || len(results) != 0 {
+		t.Errorf("CommitStages of no commit: got %v, %v, want no result and no error", results, err)
+	}
+	text := sampleText
+	// The next stages are due in the order of the tasks.
+	textStage := func(tk *task.Task) task.StageCommit {
+		return task.StageCommit{
+			TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &text, RunAt: tk.RunAt,
+			Callback: newCallback(clock, tk.ID, task.StageText, clock.Now()),
+		}
+	}
+	commits := []task.StageCommit{textStage(first), textStage(theirs), textStage(second)}
+	theirsBefore := getTask(t, st, theirs.ID)
+	results, err := st.CommitStages(ctx, ownerA, commits)
+	if err != nil || len(results) != len(commits) {
+		t.Fatalf("CommitStages: got %d results, error %v; want %d results", len(results), err, len(commits))
+	}
+	checkLeaseLost(t, "the commit of B's task by A", results[1])
+	for _, i := range []int{0, 2} {
+		if results[i] != nil {
+			t.Errorf("commit %d of A's batch: %v", i, results[i])
+		}
+		c := commits[i]
+		if got := getTask(t, st, c.TaskID); got.Status != task.StatusTextSuccess || got.Text != text {
+			t.Errorf("task %d after the batch: status %s, text %+v; want %s, %+v", i, got.Status, got.Text, task.StatusTextSuccess, text)
+		}
+		checkEqual(t, "callbacks of a committed task", getCallbacks(t, st, c.TaskID), []*task.Callback{c.Callback})
+	}
+	checkEqual(t, "B's task after A's batch", getTask(t, st, theirs.ID), theirsBefore)
+	checkEqual(t, "callbacks of B's task", getCallbacks(t, st, theirs.ID), []*task.Callback(nil))
+	if err := st.ExtendTaskLease(ctx, theirs.ID, ownerB, lease); err != nil {
+		t.Errorf("B's lease after A's batch: %v", err)
+	}
+
+	// A batch with a commit that cannot be stored fails as a whole.
+	checkIDs(t, "claim by A", TaskIDs(claimTasks(t, st, ownerA, 10, lease)), []string{first.ID, second.ID})
+	before := []*task.Task{getTask(t, st, first.ID), getTask(t, st, second.ID)}
+	clock.Advance(time.Second)
+	ok := task.StageCommit{
+		TaskID: first.ID, From: task.StatusTextSuccess, To: task.StatusFirstSuccess,
+		Track: newTrack(first.ID, 0, clock.Now()), RunAt: clock.Now(), Callback: newCallback(clock, first.ID, task.StageFirst, clock.Now()),
+	}
+	spoilt := task.StageCommit{
+		TaskID: second.ID, From: task.StatusTextSuccess, To: task.StatusFirstSuccess,
+		Track: newTrack(second.ID, 0, clock.Now()), RunAt: clock.Now(), Callback: newCallback(clock, second.ID, task.StageFirst, clock.Now()),
+	}
+	spoilt.Callback.ID = commits[0].Callback.ID
+	if results, err := st.CommitStages(ctx, ownerA, []task.StageCommit{ok, spoilt}); err == nil || errors.Is(err, task.ErrLeaseLost) {
+		t.Errorf("CommitStages with a duplicate callback ID: got %v, %v; want an error that is not %v", results, err, task.ErrLeaseLost)
+	}
+	for i, tk := range []*task.Task{first, second} {
+		checkEqual(t, "task after the failed batch", getTask(t, st, tk.ID), before[i])
+		checkEqual(t, "callbacks after the failed batch", getCallbacks(t, st, tk.ID), []*task.Callback{commits[2*i].Callback})
+		if err := st.ExtendTaskLease(ctx, tk.ID, ownerA, lease); err != nil {
+			t.Errorf("A's lease after the failed batch: %v", err)
+		}
 	}
 }
 

@@ -62,7 +62,7 @@ type Attempt struct {
 func (a Attempt) Manual() bool { return a.Redelivery > 0 }
 
 // StageCommit is the outcome of one stage of a task, applied by
-// Store.CommitStage in one transaction together with the callback it sends.
+// Store.CommitStages in one transaction together with the callback it sends.
 type StageCommit struct {
 	TaskID string
 	From   Status // the status the task must still have: a fence against committing a stage twice
@@ -106,12 +106,17 @@ type Store interface {
 	// ExtendTaskLease renews owner's lease on a task (a heartbeat), or
 	// returns ErrLeaseLost.
 	ExtendTaskLease(ctx context.Context, taskID, owner string, lease time.Duration) error
-	// CommitStage applies c to a task leased by owner, inserts c.Track and
-	// c.Callback (filed under c.TaskID; the callback as pending with no
-	// attempts), and frees the lease. When c.Failure is Refunded, the
-	// task's cost goes back to its owner's balance. It returns ErrLeaseLost
-	// when owner's lease is gone or the task's status is no longer c.From.
-	CommitStage(ctx context.Context, owner string, c StageCommit) error
+	// CommitStages commits stages of tasks leased by owner, in order and in
+	// one transaction, a group commit: for each StageCommit c, it applies c
+	// to its task, inserts c.Track and c.Callback (filed under c.TaskID; the
+	// callback as pending with no attempts), and frees the lease. When
+	// c.Failure is Refunded, the task's cost goes back to its owner's
+	// balance. A commit whose lease owner no longer holds, or whose task's
+	// status is no longer c.From, changes nothing; it is not an error of the
+	// batch. The result has an entry per commit, in order: nil once
+	// committed, or an error wrapping ErrLeaseLost. err concerns the whole
+	// batch (a database error), and then nothing was committed.
+	CommitStages(ctx context.Context, owner string, commits []StageCommit) (results []error, err error)
 	// ReleaseTask frees owner's lease and makes the task due at runAt,
 	// without changing its stage: for work handed back at shutdown or
 	// postponed after a transient error. The released claim still counts in
@@ -177,6 +182,16 @@ type Store interface {
 
 	// Close releases the store's resources.
 	Close() error
+}
+
+// CommitStage commits c alone through s.CommitStages and returns its
+// result: nil, an error wrapping ErrLeaseLost, or the store's error.
+func CommitStage(ctx context.Context, s Store, owner string, c StageCommit) error {
+	results, err := s.CommitStages(ctx, owner, []StageCommit{c})
+	if err != nil {
+		return err
+	}
+	return results[0]
 }
 
 // AttemptRecord is an attempt of a callback for Store.RecordAttempts, with

@@ -132,7 +132,7 @@ func seedCallbacks(t *testing.T, st task.Store, urls ...string) []*task.Callback
 			c.Track = &task.Track{ID: id, TaskID: tk.ID, Index: i - 1, AudioKey: tk.ID + "/" + id + ".wav",
 				ImageKey: tk.ID + "/" + id + ".jpeg", Duration: 100, CreatedAt: now}
 		}
-		if err := st.CommitStage(t.Context(), "seeder", c); err != nil {
+		if err := task.CommitStage(t.Context(), st, "seeder", c); err != nil {
 			t.Fatalf("commit %s: %v", stage, err)
 		}
 		status = to

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/tunehook/tunehook/internal/payload"
@@ -77,10 +78,12 @@ type StageEvent struct {
 
 // Runner moves tasks through their stages: it claims due tasks, has the
 // Engine produce each stage, and commits the stage together with its
-// callback in one store transaction.
+// callback in one store transaction, a group commit with the other stages
+// that end meanwhile.
 type Runner struct {
-	cfg  RunnerConfig
-	loop claimLoop[*task.Task]
+	cfg    RunnerConfig
+	stages *groupCommit[task.StageCommit]
+	loop   claimLoop[*task.Task]
 }
 
 // NewRunner checks cfg, fills in its defaults and returns a Runner.
@@ -105,7 +108,12 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &Runner{cfg: cfg}
+	// The heartbeat renewed a lease at most Lease/3 before its stage
+	// ended, so retrying the commit for Lease/2 stays inside it.
+	r := &Runner{cfg: cfg, stages: newGroupCommit(cfg.Lease/2, cfg.Concurrency,
+		func(ctx context.Context, cs []task.StageCommit) ([]error, error) {
+			return cfg.Store.CommitStages(ctx, cfg.Owner, cs)
+		})}
 	r.loop = claimLoop[*task.Task]{
 		kind:  "task",
 		slots: cfg.Concurrency,
@@ -125,7 +133,16 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 // Run claims and runs stages until ctx is cancelled. Stages in progress are
 // then handed back to the store, due at once, so that a restart picks them
 // up; Run returns nil after they are.
-func (r *Runner) Run(ctx context.Context) error { return r.loop.run(ctx) }
+func (r *Runner) Run(ctx context.Context) error {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { r.stages.run(ctx, stop) })
+	defer wg.Wait()
+	// The claim loop returns once every stage has its result: no commit
+	// is left waiting.
+	defer close(stop)
+	return r.loop.run(ctx)
+}
 
 // work runs the next stage of a claimed task and handles its outcome.
 func (r *Runner) work(ctx context.Context, t *task.Task) {
@@ -246,7 +263,7 @@ func (r *Runner) advance(ctx context.Context, t *task.Task) error {
 	if c.Callback, err = r.callback(&next, stage, now); err != nil {
 		return err
 	}
-	if err := r.commit(ctx, c); err != nil {
+	if err := r.commit(c); err != nil {
 		return err
 	}
 	r.cfg.Logger.InfoContext(ctx, "task stage done", "task_id", t.ID, "stage", stage, "status", to, "took", now.Sub(start))
@@ -282,7 +299,7 @@ func (r *Runner) fail(ctx context.Context, t *task.Task, f *task.Failure, start 
 	if err != nil {
 		return err
 	}
-	err = r.commit(ctx, task.StageCommit{TaskID: t.ID, From: t.Status, To: f.Status(), Failure: f, Callback: cb})
+	err = r.commit(task.StageCommit{TaskID: t.ID, From: t.Status, To: f.Status(), Failure: f, Callback: cb})
 	if err != nil {
 		return err
 	}
@@ -309,15 +326,12 @@ func (r *Runner) callback(t *task.Task, stage task.Stage, now time.Time) (*task.
 	}, nil
 }
 
-// commit stores a finished stage. Work that is done is worth keeping even
-// when shutdown began meanwhile, or the database is away for a moment: the
-// commit is retried while the lease lasts. The heartbeat renewed the lease
-// at most Lease/3 before the stage ended, so Lease/2 stays inside it.
-func (r *Runner) commit(ctx context.Context, c task.StageCommit) error {
-	err := persist(ctx, r.cfg.Lease/2, func(ctx context.Context) error {
-		return r.cfg.Store.CommitStage(ctx, r.cfg.Owner, c)
-	})
-	if err != nil {
+// commit stores a finished stage with the next group commit. Work that is
+// done is worth keeping even when shutdown began meanwhile, or the
+// database is away for a moment: the commit is retried while the lease
+// lasts.
+func (r *Runner) commit(c task.StageCommit) error {
+	if err := r.stages.write(c); err != nil {
 		return fmt.Errorf("commit task %s to %s: %w", c.TaskID, c.To, err)
 	}
 	return nil

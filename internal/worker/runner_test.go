@@ -338,7 +338,7 @@ func TestRunnerStageAttempts(t *testing.T) {
 
 // heartbeatStore is a Store whose heartbeats can be made to fail, as when
 // the database is slow to answer, and which reports the outcome of every
-// CommitStage.
+// commit.
 type heartbeatStore struct {
 	task.Store
 	stalled atomic.Bool
@@ -352,10 +352,16 @@ func (s *heartbeatStore) ExtendTaskLease(ctx context.Context, id, owner string, 
 	return s.Store.ExtendTaskLease(ctx, id, owner, lease)
 }
 
-func (s *heartbeatStore) CommitStage(ctx context.Context, owner string, c task.StageCommit) error {
-	err := s.Store.CommitStage(ctx, owner, c)
-	s.commits <- err
-	return err
+func (s *heartbeatStore) CommitStages(ctx context.Context, owner string, cs []task.StageCommit) ([]error, error) {
+	results, err := s.Store.CommitStages(ctx, owner, cs)
+	for i := range cs {
+		if err != nil {
+			s.commits <- err
+		} else {
+			s.commits <- results[i]
+		}
+	}
+	return results, err
 }
 
 // TestRunnerLeaseLost lets a runner's lease expire during a slow stage and
@@ -446,7 +452,7 @@ func TestRunnerLeaseLost(t *testing.T) {
 			// The intruder still holds the lease: the first runner neither
 			// committed nor released it.
 			now := time.Now()
-			err := st.Store.CommitStage(t.Context(), "intruder", task.StageCommit{
+			err := task.CommitStage(t.Context(), st.Store, "intruder", task.StageCommit{
 				TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &testText, RunAt: now,
 				Callback: &task.Callback{ID: task.NewCallbackID(), TaskID: tk.ID, Stage: task.StageText, URL: tk.CallbackURL,
 					Body: []byte(`{}`), State: task.DeliveryPending, NextAttemptAt: now, CreatedAt: now},

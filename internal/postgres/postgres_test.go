@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tunehook/tunehook/internal/pgtest"
 	"github.com/tunehook/tunehook/internal/storetest"
@@ -493,4 +494,58 @@ func BenchmarkClaimRecordCallback(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// The store's queries that run for every claim and every look for due work
+// read through indexes on tables without statistics, as they are before
+// autovacuum has analyzed them (or for ever, with autovacuum off); a URL
+// that turns sequential scans back on is obeyed.
+func TestIndexPlans(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.URL(t)
+	s := openStore(t, dsn, fixedNow)
+	// Enough rows that reading a table whole is not free, few enough that
+	// only statistics, which nothing gathers here, would say so.
+	createTasks(t, s, 200)
+	now := fixedNow()
+	queries := map[string][]any{
+		"claim tasks":       {claimTasksQuery, "o", now, now, 10},
+		"claim first lane":  {claimCallbacksQueries[task.LaneFirst], "o", now, now, 10},
+		"claim retry lane":  {claimCallbacksQueries[task.LaneRetry], "o", now, now, 10},
+		"next callback due": {nextCallbackDueQuery},
+		"load tracks":       {loadTracksQuery, []string{"a", "b"}},
+	}
+	for name, q := range queries {
+		plan := explain(t, s, q[0].(string), q[1:]...)
+		if strings.Contains(plan, "Seq Scan") {
+			t.Errorf("%s reads a table whole:\n%s", name, plan)
+		}
+	}
+
+	on := openStore(t, withParams(t, dsn, map[string]string{"enable_seqscan": "on"}), fixedNow)
+	var setting string
+	err := on.withConn(t.Context(), func(c *pgxpool.Conn) error {
+		return c.QueryRow(t.Context(), `SHOW enable_seqscan`).Scan(&setting)
+	})
+	if err != nil || setting != "on" {
+		t.Errorf("enable_seqscan with the URL's on: got %q, %v", setting, err)
+	}
+}
+
+// explain returns the plan of query with args on one of s's connections.
+func explain(t *testing.T, s *Store, query string, args ...any) string {
+	t.Helper()
+	var lines []string
+	err := s.withConn(t.Context(), func(c *pgxpool.Conn) error {
+		rows, err := c.Query(t.Context(), "EXPLAIN "+query, args...)
+		if err != nil {
+			return err
+		}
+		lines, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		t.Fatalf("explain %s: %v", query, err)
+	}
+	return strings.Join(lines, "\n")
 }

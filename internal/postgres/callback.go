@@ -95,7 +95,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	}
 	now := s.now()
 	var cbs []*task.Callback
-	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
+	err := s.send(ctx, func(c *pgxpool.Conn) error {
 		rows, err := c.Query(ctx, query, owner, now.Add(lease), now, limit)
 		if err != nil {
 			return err
@@ -136,7 +136,8 @@ SELECT due FROM leased`
 // RecordAttempts stores the attempts of records in one transaction, each
 // under owner's unexpired lease on its callback: it frees the lease and
 // moves the callback to the record's state, due again at its Next while it
-// stays pending. The records' statements are sent in one round trip. When
+// stays pending. The records' statements are one batch, an implicit
+// transaction sent in one round trip. When
 // a recorded attempt left its callback pending, it wakes every instance.
 func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task.AttemptRecord) ([]error, error) {
 	if len(records) == 0 {
@@ -164,8 +165,10 @@ func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task
 	}
 	results := make([]error, len(records))
 	pending := false
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		return sendRecords(ctx, tx, batch, records, results, &pending)
+	err := s.send(ctx, func(c *pgxpool.Conn) error {
+		clear(results)
+		pending = false
+		return sendRecords(ctx, c, batch, records, results, &pending)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record %d attempts: %w", len(records), err)
@@ -178,12 +181,12 @@ func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task
 	return results, nil
 }
 
-// sendRecords runs batch, a recordAttemptQuery per record, in tx, sets the
+// sendRecords runs batch, a recordAttemptQuery per record, on b, sets the
 // result of each record whose lease was lost, and sets *pending when a
 // recorded attempt left its callback pending (a redelivery may have, even
 // after a final attempt).
-func sendRecords(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, records []task.AttemptRecord, results []error, pending *bool) (err error) {
-	br := tx.SendBatch(ctx, batch)
+func sendRecords(ctx context.Context, b batchSender, batch *pgx.Batch, records []task.AttemptRecord, results []error, pending *bool) (err error) {
+	br := b.SendBatch(ctx, batch)
 	defer func() {
 		// Close reports the error of a failed statement again.
 		if cerr := br.Close(); err == nil {
@@ -205,11 +208,11 @@ func sendRecords(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, records []tas
 	return nil
 }
 
-// sendFenced runs batch, statements under a lease each, in tx, and sets
+// sendFenced runs batch, statements under a lease each, on b, and sets
 // the result of each statement that found its lease lost; name(i) names
 // the operation of statement i in errors.
-func sendFenced(ctx context.Context, tx pgx.Tx, batch *pgx.Batch, results []error, name func(i int) string) (err error) {
-	br := tx.SendBatch(ctx, batch)
+func sendFenced(ctx context.Context, b batchSender, batch *pgx.Batch, results []error, name func(i int) string) (err error) {
+	br := b.SendBatch(ctx, batch)
 	defer func() {
 		// Close reports the error of a failed statement again.
 		if cerr := br.Close(); err == nil {
@@ -236,7 +239,7 @@ const deferCallbackQuery = `UPDATE callbacks
 
 // DeferCallbacks frees owner's unexpired lease on each callback of
 // deferrals and makes it due at the deferral's Until, attempts unchanged,
-// in one transaction whose statements are sent in one round trip, and
+// in one implicit transaction sent in one round trip, and
 // wakes every instance.
 func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []task.Deferral) ([]error, error) {
 	if len(deferrals) == 0 {
@@ -251,8 +254,9 @@ func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []ta
 		batch.Queue(deferCallbackQuery, d.Until, d.CallbackID, owner, now)
 	}
 	results := make([]error, len(deferrals))
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		return sendFenced(ctx, tx, batch, results, func(i int) string { return "defer callback " + deferrals[i].CallbackID })
+	err := s.send(ctx, func(c *pgxpool.Conn) error {
+		clear(results)
+		return sendFenced(ctx, c, batch, results, func(i int) string { return "defer callback " + deferrals[i].CallbackID })
 	})
 	if err != nil {
 		return nil, fmt.Errorf("defer %d callbacks: %w", len(deferrals), err)

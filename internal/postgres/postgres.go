@@ -440,11 +440,31 @@ const sqlStateDiskFull = "53100"
 // write runs fn in a transaction and commits it when fn succeeds. A disk
 // too full for the write is reported as task.ErrStorageFull.
 func (s *Store) write(ctx context.Context, fn func(pgx.Tx) error) error {
-	err := s.withConn(ctx, func(c *pgxpool.Conn) error { return pgx.BeginFunc(ctx, c, fn) })
+	return storageError(s.withConn(ctx, func(c *pgxpool.Conn) error { return pgx.BeginFunc(ctx, c, fn) }))
+}
+
+// send runs fn, writes that are a transaction of their own, on a
+// connection: one statement, or one batch, which PostgreSQL runs as an
+// implicit transaction whose statements commit or fail together, in one
+// round trip where write takes three. A disk too full for the write is
+// reported as task.ErrStorageFull.
+func (s *Store) send(ctx context.Context, fn func(*pgxpool.Conn) error) error {
+	return storageError(s.withConn(ctx, fn))
+}
+
+// storageError returns err, as task.ErrStorageFull when the disk was too
+// full for a write.
+func storageError(err error) error {
 	if e, ok := errors.AsType[*pgconn.PgError](err); ok && e.Code == sqlStateDiskFull {
 		return fmt.Errorf("%w: %w", task.ErrStorageFull, err)
 	}
 	return err
+}
+
+// batchSender runs a batch: a transaction, or a connection, on which the
+// batch is a transaction of its own (see send).
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // read runs fn in a read-only transaction with one snapshot, so that the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,15 +17,15 @@ const taskColumns = `id, owner, model, param, callback_url, status, title, lyric
 	error_code, error_message, run_at, stage_attempts, created_at, updated_at`
 
 // scanTask reads one row of taskColumns.
-func scanTask(row pgx.Row) (*task.Task, error) {
+func scanTask(row pgx.Row, more ...any) (*task.Task, error) {
 	var (
 		t     task.Task
 		code  *int
 		msg   *string
 		runAt *time.Time
 	)
-	err := row.Scan(&t.ID, &t.Owner, &t.Model, &t.Param, &t.CallbackURL, &t.Status,
-		&t.Text.Title, &t.Text.Lyrics, &t.Text.Tags, &code, &msg, &runAt, &t.StageAttempts, &t.CreatedAt, &t.UpdatedAt)
+	err := row.Scan(append([]any{&t.ID, &t.Owner, &t.Model, &t.Param, &t.CallbackURL, &t.Status,
+		&t.Text.Title, &t.Text.Lyrics, &t.Text.Tags, &code, &msg, &runAt, &t.StageAttempts, &t.CreatedAt, &t.UpdatedAt}, more...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -149,20 +148,27 @@ func (s *Store) Task(ctx context.Context, id string) (*task.Task, error) {
 	return t, nil
 }
 
-// claimTasksQuery leases the due tasks. FOR UPDATE SKIP LOCKED makes
-// concurrent claims, of this instance or another, take disjoint sets of
-// rows, and never wait for each other: a row another transaction holds is
-// skipped. Final tasks have no run_at and never match; the partial index
-// tasks_due serves both the filter and the order.
-const claimTasksQuery = `UPDATE tasks
-	SET lease_owner = $1, lease_until = $2, stage_attempts = stage_attempts + 1
-	WHERE id IN (
-		SELECT id FROM tasks
-		WHERE run_at IS NOT NULL AND run_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
-		ORDER BY run_at, created_at, id
-		LIMIT $4
-		FOR UPDATE SKIP LOCKED)
-	RETURNING ` + taskColumns
+// claimTasksQuery leases the due tasks and reads them with their tracks,
+// a row per track (or one with NULL track columns for a task without one),
+// in claim order. FOR UPDATE SKIP LOCKED makes concurrent claims, of this
+// instance or another, take disjoint sets of rows, and never wait for each
+// other: a row another transaction holds is skipped. Final tasks have no
+// run_at and never match; the partial index tasks_due serves both the
+// filter and the order. One statement, in a transaction of its own, is one
+// round trip.
+const claimTasksQuery = `WITH claimed AS (
+		UPDATE tasks
+		SET lease_owner = $1, lease_until = $2, stage_attempts = stage_attempts + 1
+		WHERE id IN (
+			SELECT id FROM tasks
+			WHERE run_at IS NOT NULL AND run_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
+			ORDER BY run_at, created_at, id
+			LIMIT $4
+			FOR UPDATE SKIP LOCKED)
+		RETURNING ` + taskColumns + `)
+	SELECT claimed.*, tracks.id, tracks.idx, tracks.audio_key, tracks.image_key, tracks.duration, tracks.created_at
+	FROM claimed LEFT JOIN tracks ON tracks.task_id = claimed.id
+	ORDER BY claimed.run_at, claimed.created_at, claimed.id, tracks.idx`
 
 // ClaimTasks leases up to limit due tasks to owner, oldest due first.
 func (s *Store) ClaimTasks(ctx context.Context, owner string, limit int, lease time.Duration) ([]*task.Task, error) {
@@ -172,22 +178,38 @@ func (s *Store) ClaimTasks(ctx context.Context, owner string, limit int, lease t
 	}
 	now := s.now()
 	var tasks []*task.Task
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, claimTasksQuery, owner, now.Add(lease), now, limit)
+	err := s.send(ctx, func(c *pgxpool.Conn) error {
+		tasks = nil
+		rows, err := c.Query(ctx, claimTasksQuery, owner, now.Add(lease), now, limit)
 		if err != nil {
 			return err
 		}
-		tasks, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*task.Task, error) { return scanTask(row) })
-		if err != nil {
-			return err
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				trackID, audio, image *string
+				index                 *int
+				duration              *float64
+				created               *time.Time
+			)
+			t, err := scanTask(rows, &trackID, &index, &audio, &image, &duration, &created)
+			if err != nil {
+				return err
+			}
+			if n := len(tasks); n == 0 || tasks[n-1].ID != t.ID {
+				tasks = append(tasks, t)
+			}
+			if trackID != nil {
+				t := tasks[len(tasks)-1]
+				t.Tracks = append(t.Tracks, task.Track{ID: *trackID, TaskID: t.ID, Index: *index,
+					AudioKey: *audio, ImageKey: *image, Duration: *duration, CreatedAt: *created})
+			}
 		}
-		return loadTracks(ctx, tx, tasks)
+		return rows.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim tasks for %s: %w", owner, err)
 	}
-	// RETURNING has no order of its own; restore the claim's.
-	slices.SortFunc(tasks, task.TaskClaimOrder)
 	return tasks, nil
 }
 

@@ -145,6 +145,10 @@ func testClaimTasks(t *testing.T, open opener) {
 	// Neither insertion nor ID order is due order.
 	for i, tk := range []*task.Task{future, c, final, b, leased, a} {
 		tk.ID = fmt.Sprintf("%d-%s", i, tk.ID)
+	}
+	// A claimed task comes with its tracks, and only its own.
+	a.Status, a.Tracks = task.StatusFirstSuccess, []task.Track{*newTrack(a.ID, 0, now)}
+	for _, tk := range []*task.Task{future, c, final, b, leased, a} {
 		createTask(t, st, tk)
 	}
 
@@ -162,9 +166,12 @@ func testClaimTasks(t *testing.T, open opener) {
 	for i, s := range steps {
 		got := claimTasks(t, st, ownerA, s.limit, lease)
 		checkIDs(t, fmt.Sprintf("claim %d (limit %d)", i+1, s.limit), TaskIDs(got), TaskIDs(s.want))
-		for _, tk := range got {
+		for j, tk := range got {
 			if tk.StageAttempts != 1 {
 				t.Errorf("claimed task %s: got StageAttempts %d, want 1", tk.ID, tk.StageAttempts)
+			}
+			if j < len(s.want) {
+				checkEqual(t, "tracks of claimed task "+tk.ID, tk.Tracks, s.want[j].Tracks)
 			}
 		}
 	}

@@ -513,6 +513,7 @@ func TestIndexPlans(t *testing.T) {
 		"claim first lane":  {claimCallbacksQueries[task.LaneFirst], "o", now, now, 10},
 		"claim retry lane":  {claimCallbacksQueries[task.LaneRetry], "o", now, now, 10},
 		"next callback due": {nextCallbackDueQuery},
+		"next task due":     {nextTaskDueQuery},
 		"load tracks":       {loadTracksQuery, []string{"a", "b"}},
 	}
 	for name, q := range queries {

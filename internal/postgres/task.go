@@ -307,13 +307,25 @@ func (s *Store) ReleaseTask(ctx context.Context, taskID, owner string, runAt tim
 	return nil
 }
 
+// nextTaskDueQuery finds the earliest claimable time among two groups,
+// each read through an index: the first unleased task in tasks_due (its
+// run_at), and the leased tasks, in tasks_leased (their lease's expiry, or
+// their run_at if later). Counting leased tasks as due at their run_at
+// would wake a claim loop for nothing, again and again, while the task is
+// being worked on; reading every unfinished task would cost as much as the
+// backlog is long.
+const nextTaskDueQuery = `SELECT min(due) FROM (
+	(SELECT run_at AS due FROM tasks
+		WHERE run_at IS NOT NULL AND lease_until IS NULL
+		ORDER BY run_at LIMIT 1)
+	UNION ALL
+	SELECT min(greatest(run_at, lease_until)) FROM tasks
+		WHERE lease_until IS NOT NULL AND run_at IS NOT NULL) AS heads`
+
 // NextTaskDue returns when the earliest unfinished task can be claimed: at
-// its run_at, or when its lease expires if that is later (greatest ignores
-// a NULL lease). Counting leased tasks as due at their run_at would wake a
-// claim loop for nothing, again and again, while the task is being worked
-// on.
+// its run_at, or when its lease expires if that is later.
 func (s *Store) NextTaskDue(ctx context.Context) (time.Time, error) {
-	next, err := s.nextDue(ctx, `SELECT min(greatest(run_at, lease_until)) FROM tasks WHERE run_at IS NOT NULL`)
+	next, err := s.nextDue(ctx, nextTaskDueQuery)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("next task due: %w", err)
 	}

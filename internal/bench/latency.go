@@ -165,8 +165,9 @@ func (p *pipeline) stream(ctx context.Context, e *env, level float64) (_ Result,
 		Errors:  errs,
 		Elapsed: elapsed,
 		Latency: summarize(latencies),
-		What: fmt.Sprintf("stage commit to arrival at %g%% of %.0f callbacks/s: %.0f tasks/s asked, %.0f created; "+
-			"instant engine, rendering not included", level*100, e.run.maxRate, rate, float64(tasks)/created.Seconds()),
+		What: fmt.Sprintf("stage commit to arrival at %g%% of %.0f callbacks/s: %.0f tasks/s asked, %.0f created, "+
+			"%.0f callbacks/s made and delivered over the row's time; instant engine, rendering not included",
+			level*100, e.run.maxRate, rate, float64(tasks)/created.Seconds(), float64(len(latencies))/elapsed.Seconds()),
 	}, err
 }
 

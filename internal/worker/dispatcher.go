@@ -97,7 +97,7 @@ type DispatcherConfig struct {
 	Concurrency int
 	// PerHost caps the attempts in flight to one host (the host:port of
 	// the callback URL), so that a slow receiver with a large backlog
-	// cannot take every slot; default 32. A host that has not answered
+	// cannot take every slot; default 64. A host that has not answered
 	// yet, or did not answer its last attempt, gets one attempt at a time:
 	// a receiver that hangs holds one slot. A callback claimed for a host
 	// at its cap waits briefly, or is handed back to the store,
@@ -165,7 +165,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 	cfg.RetryDelays = slices.Clone(cfg.RetryDelays)
 	cfg.SigningKeys = slices.Clone(cfg.SigningKeys)
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 4096)
-	cfg.PerHost = cmp.Or(cfg.PerHost, 32)
+	cfg.PerHost = cmp.Or(cfg.PerHost, 64)
 	cfg.LeaseMargin = cmp.Or(cfg.LeaseMargin, 15*time.Second)
 	cfg.PollInterval = cmp.Or(cfg.PollInterval, time.Second)
 	cfg.Logger = cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler))

@@ -787,7 +787,7 @@ func (g *gauge) counts() (cur, most, done int) {
 // callback is delivered once.
 func TestDispatcherPerHostCap(t *testing.T) {
 	t.Parallel()
-	const slowN, fastN, perHost = 200, 30, 32 // perHost: the default
+	const slowN, fastN, perHost = 200, 30, 64 // perHost: the default
 	st := openStore(t, nil)
 	var slow gauge
 	slowRC := newReceiver(t, func(http.ResponseWriter, *http.Request) { slow.hold(300 * time.Millisecond) })

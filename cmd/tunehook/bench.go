@@ -31,6 +31,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	submitRate := fs.Float64("submit-rate", 1000, "requests per second of the open-loop submit phase")
 	callbacks := fs.Int("callbacks", 20000, "callbacks the deliver phase delivers")
 	maxRate := fs.Float64("max-rate", 0, "callbacks per second the latency levels and the isolation stream are fractions of (default: what the deliver phase measures)")
+	stages := fs.Int("stages", 16, "stages the Runner of the latency and isolation phases runs at once")
 	hanging := fs.Int("hanging", 1000, "receivers of the isolation phase that never answer")
 	hangingCallbacks := fs.Int("hanging-callbacks", 3, "callbacks each hanging receiver gets: 1 or 3")
 	timeout := fs.Duration("timeout", 15*time.Second, "the attempt timeout of the isolation phase")
@@ -67,9 +68,9 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	if !given {
 		*databaseURL = getenv("TUNEHOOK_DATABASE_URL")
 	}
-	if *duration <= 0 || *concurrency <= 0 || *submitRate <= 0 || *callbacks <= 0 || *maxRate < 0 ||
+	if *duration <= 0 || *concurrency <= 0 || *submitRate <= 0 || *callbacks <= 0 || *maxRate < 0 || *stages <= 0 ||
 		*hanging <= 0 || *timeout <= 0 || *backlog <= 0 || *storm <= 0 {
-		return errors.New("bench: --duration, --concurrency, --submit-rate, --callbacks, --hanging, --timeout, --backlog and --storm must be positive, --max-rate must not be negative")
+		return errors.New("bench: --duration, --concurrency, --submit-rate, --callbacks, --stages, --hanging, --timeout, --backlog and --storm must be positive, --max-rate must not be negative")
 	}
 
 	cfg := benchmark.Config{
@@ -80,6 +81,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		SubmitRate:       *submitRate,
 		Callbacks:        *callbacks,
 		MaxRate:          *maxRate,
+		Stages:           *stages,
 		Hanging:          *hanging,
 		HangingCallbacks: *hangingCallbacks,
 		Timeout:          *timeout,

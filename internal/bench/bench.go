@@ -65,6 +65,13 @@ type Config struct {
 	// fractions; default: what the deliver phase measured earlier in the
 	// same run.
 	MaxRate float64
+	// Stages is how many stages the Runner of the latency and isolation
+	// phases runs at once; default 16. The Runner and its instant engine
+	// only make the load there; its production default, one stage per
+	// CPU for rendering, would claim one task per transaction and fall
+	// behind. More stages at once make more of the asked rate, and load
+	// the machine more.
+	Stages int
 	// Hanging is how many receivers of the isolation phase accept
 	// connections and never answer; default 1000.
 	Hanging int
@@ -253,7 +260,7 @@ func (cfg Config) check() (Config, []phase, error) {
 	switch {
 	case cfg.Open == nil:
 		return cfg, nil, errors.New("bench: no store opener")
-	case cfg.Duration < 0, cfg.Concurrency < 0, cfg.SubmitRate < 0, cfg.Callbacks < 0, cfg.MaxRate < 0,
+	case cfg.Duration < 0, cfg.Concurrency < 0, cfg.SubmitRate < 0, cfg.Callbacks < 0, cfg.MaxRate < 0, cfg.Stages < 0,
 		cfg.Hanging < 0, cfg.Timeout < 0, cfg.Backlog < 0, cfg.Storm < 0,
 		slices.ContainsFunc(cfg.StormDelays, func(d time.Duration) bool { return d <= 0 }):
 		return cfg, nil, errors.New("bench: durations, counts and rates must not be negative, storm delays must be positive")
@@ -265,6 +272,7 @@ func (cfg Config) check() (Config, []phase, error) {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 32)
 	cfg.SubmitRate = cmp.Or(cfg.SubmitRate, 1000)
 	cfg.Callbacks = cmp.Or(cfg.Callbacks, 20000)
+	cfg.Stages = cmp.Or(cfg.Stages, 16)
 	cfg.Hanging = cmp.Or(cfg.Hanging, 1000)
 	cfg.HangingCallbacks = cmp.Or(cfg.HangingCallbacks, callbacksPerTask)
 	cfg.Backlog = cmp.Or(cfg.Backlog, 1_000_000)

@@ -59,12 +59,6 @@ func measureLevel(ctx context.Context, e *env, level float64) (_ Result, err err
 	return p.stream(ctx, e, level)
 }
 
-// runnerConcurrency is how many stages the Runner of the streaming phases
-// runs at once. The Runner and its instant engine only generate the load
-// here; its default, one stage per CPU for rendering, would claim one
-// task per transaction and fall behind the higher levels.
-const runnerConcurrency = 16
-
 // pipeline is the Runner and the Dispatcher of a streaming phase, which
 // work on the phase's store through an observer.
 type pipeline struct {
@@ -82,7 +76,7 @@ func startPipeline(ctx context.Context, e *env, timeout time.Duration, logger *s
 		Engine:      instantEngine{},
 		Simulation:  true,
 		Owner:       "bench-runner",
-		Concurrency: runnerConcurrency,
+		Concurrency: e.cfg.Stages,
 		Logger:      logger,
 	})
 	if err != nil {
@@ -203,10 +197,10 @@ func createPaced(ctx context.Context, st task.Store, callbackURL string, n int, 
 }
 
 // observer is the store of the Runner and the Dispatcher of the phases
-// that follow callbacks: it notes when each stage's commit began, which is
-// when its callback was created, at the clock's full resolution (the
-// stores keep CreatedAt more coarsely, SQLite in milliseconds), and every
-// attempt recorded.
+// that follow callbacks: it notes when each stage's commit began, at the
+// clock's full resolution (a callback's CreatedAt is set before its
+// stage waits for a group commit, and SQLite keeps it in milliseconds),
+// and every attempt recorded.
 type observer struct {
 	task.Store
 
@@ -218,7 +212,7 @@ type observer struct {
 // commitNote is a stage's commit, as an observer saw it.
 type commitNote struct {
 	key callbackKey
-	at  time.Time // when the stage ended and its commit began: the callback's creation
+	at  time.Time // when the commit began
 }
 
 // recordNote is a recorded attempt, as an observer saw it.
@@ -229,10 +223,13 @@ type recordNote struct {
 	next  time.Time // when the next attempt is due, if pending
 }
 
-// CommitStages commits cs and notes the callbacks committed. Their
-// latency runs from their creation, when the Runner ended their stage and
-// handed it to its group commit: the wait for the group is counted.
+// CommitStages commits cs and notes the callbacks committed, with when
+// the commit began: the latency of a callback runs from the transaction
+// that makes it durable, including that transaction's time, but not the
+// wait of its stage for a group commit, which is the Runner's cost of
+// making the stage.
 func (o *observer) CommitStages(ctx context.Context, owner string, cs []task.StageCommit) ([]error, error) {
+	begin := time.Now()
 	results, err := o.Store.CommitStages(ctx, owner, cs)
 	if err != nil {
 		return nil, err
@@ -241,7 +238,7 @@ func (o *observer) CommitStages(ctx context.Context, owner string, cs []task.Sta
 	defer o.mu.Unlock()
 	for i, c := range cs {
 		if results[i] == nil && c.Callback != nil {
-			o.commits[c.Callback.ID] = commitNote{callbackKey{c.TaskID, c.Callback.Stage}, c.Callback.CreatedAt}
+			o.commits[c.Callback.ID] = commitNote{callbackKey{c.TaskID, c.Callback.Stage}, begin}
 		}
 	}
 	return results, nil

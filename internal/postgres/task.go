@@ -257,6 +257,10 @@ func (s *Store) CommitStages(ctx context.Context, owner string, commits []task.S
 	results := make([]error, len(commits))
 	due, callbacks := false, false
 	err := s.write(ctx, func(tx pgx.Tx) error {
+		// Afresh on every try: s.write tries again on a new connection
+		// when the first one died, after a rollback.
+		clear(results)
+		due, callbacks = false, false
 		err := sendFenced(ctx, tx, updates, results, func(i int) string {
 			return fmt.Sprintf("commit task %s from %s", commits[i].TaskID, commits[i].From)
 		})

@@ -14,7 +14,8 @@ import (
 )
 
 // handleEvents serves GET /api/v1/generate/events?taskId=ID: the task's
-// statuses as Server-Sent Events, starting with its current one. Each is
+// statuses as Server-Sent Events, starting with its current one, or with
+// the one after the Last-Event-ID of a client that reconnects. Each is
 // an event "status" with the status as its id and the record-info data of
 // the task at that status; after a final status, an event "end" closes the
 // stream. A comment line every keepAlive keeps proxies from timing the
@@ -51,7 +52,19 @@ func handleEvents(store task.Store, links payload.Links, waits *waiters, keepAli
 		w.WriteHeader(http.StatusOK)
 
 		stream := eventStream{w: w, rc: rc}
-		stream.status(t, t.Status, links)
+		// A client that reconnects names the last status it got: it
+		// gets the statuses the task reached since, none twice.
+		// Otherwise, or for an ID of no status the task went through,
+		// the stream starts with the current status.
+		path := reached(t)
+		if last := slices.Index(path, task.Status(r.Header.Get("Last-Event-ID"))); last >= 0 {
+			path = path[last+1:]
+		} else {
+			path = path[len(path)-1:]
+		}
+		for _, s := range path {
+			stream.status(t, s, links)
+		}
 		sent := t.Status
 		keep := time.NewTicker(keepAlive)
 		defer keep.Stop()

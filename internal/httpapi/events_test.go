@@ -29,11 +29,21 @@ type eventReader struct {
 // headers.
 func (s *testServer) openEvents(t *testing.T, key, id string) *eventReader {
 	t.Helper()
+	return s.reopenEvents(t, key, id, "")
+}
+
+// reopenEvents opens the event stream of task id as a client that
+// reconnects after the event lastID (none: "").
+func (s *testServer) reopenEvents(t *testing.T, key, id, lastID string) *eventReader {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, s.url+"/api/v1/generate/events?taskId="+id, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +171,34 @@ func TestEventsOrder(t *testing.T) {
 	again := s.openEvents(t, testKey, id)
 	again.wantStatus(t, id, task.StatusSuccess, 2, 0)
 	again.wantEnd(t)
+}
+
+// A client that reconnects with Last-Event-ID gets the statuses it missed,
+// none twice; an ID of no status the task went through starts over at the
+// current one.
+func TestEventsResume(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	id := s.createTask(t, testKey, customBody)
+	s.commit(t, id, task.StageCommit{Text: &task.Text{Title: "T", Lyrics: "la", Tags: "rock"}})
+	s.commit(t, id, task.StageCommit{Track: s.testTrack(id, 0)})
+
+	missed := s.reopenEvents(t, testKey, id, string(task.StatusPending))
+	missed.wantStatus(t, id, task.StatusTextSuccess, 0, 0)
+	missed.wantStatus(t, id, task.StatusFirstSuccess, 1, 0)
+
+	s.commit(t, id, task.StageCommit{Track: s.testTrack(id, 1)})
+	missed.wantStatus(t, id, task.StatusSuccess, 2, 0)
+	missed.wantEnd(t)
+
+	upToDate := s.reopenEvents(t, testKey, id, string(task.StatusSuccess))
+	upToDate.wantEnd(t)
+
+	for _, lastID := range []string{"SENSITIVE_WORD_ERROR", "garbage"} {
+		other := s.reopenEvents(t, testKey, id, lastID)
+		other.wantStatus(t, id, task.StatusSuccess, 2, 0)
+		other.wantEnd(t)
+	}
 }
 
 // A task that fails after first: the statuses before the failure are

@@ -30,12 +30,15 @@ func scanCallback(row interface{ Scan(...any) error }) (*task.Callback, error) {
 	return &c, nil
 }
 
+// insertCallbackQuery inserts a pending callback.
+const insertCallbackQuery = `INSERT INTO callbacks (id, task_id, stage, url, body, state, attempts, next_attempt_at, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)`
+
 // insertCallback stores c as a new pending callback of task taskID, due at
-// c.NextAttemptAt. A second callback for the same stage of a task violates
-// UNIQUE (task_id, stage).
-func insertCallback(ctx context.Context, tx *sql.Tx, taskID string, c *task.Callback) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO callbacks (id, task_id, stage, url, body, state, attempts, next_attempt_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+// c.NextAttemptAt, in tx, a transaction of the writer. A second callback
+// for the same stage of a task violates UNIQUE (task_id, stage).
+func (s *Store) insertCallback(ctx context.Context, tx *sql.Tx, taskID string, c *task.Callback) error {
+	_, err := s.stmt(ctx, tx, insertCallbackQuery).ExecContext(ctx,
 		c.ID, taskID, c.Stage, c.URL, c.Body, task.DeliveryPending, ms(c.NextAttemptAt), ms(c.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("insert %s callback %s: %w", c.Stage, c.ID, err)
@@ -87,7 +90,7 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	now := s.now()
 	var cbs []*task.Callback
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, query, owner, ms(now.Add(lease)), ms(now), limit)
+		rows, err := s.stmt(ctx, tx, query).QueryContext(ctx, owner, ms(now.Add(lease)), ms(now), limit)
 		if err != nil {
 			return err
 		}
@@ -108,6 +111,23 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	slices.SortFunc(cbs, task.CallbackClaimOrder)
 	return cbs, nil
 }
+
+// recordAttemptQuery ends an attempt under the owner's unexpired lease,
+// moving the callback on when the attempt's series is still the current
+// one. Every expression of SET reads the row as it was: the CASEs ask
+// whether the series is the current one.
+const recordAttemptQuery = `UPDATE callbacks SET
+		state = CASE WHEN redeliveries = lease_redelivery THEN ?1 ELSE state END,
+		attempts = CASE WHEN redeliveries = lease_redelivery THEN ?2 ELSE attempts END,
+		next_attempt_at = CASE WHEN redeliveries = lease_redelivery THEN ?3 ELSE next_attempt_at END,
+		finished_at = CASE WHEN redeliveries = lease_redelivery THEN ?4 ELSE finished_at END,
+		lease_owner = NULL, lease_until = NULL
+	WHERE id = ?5 AND lease_owner = ?6 AND lease_until > ?7
+	RETURNING lease_redelivery, next_attempt_at IS NOT NULL`
+
+// insertAttemptQuery stores an attempt.
+const insertAttemptQuery = `INSERT INTO attempts (callback_id, redelivery, n, started_at, duration_ms, status_code, error, response)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 
 // RecordAttempts stores the attempts of records in one transaction, each
 // under owner's unexpired lease on its callback: it frees the lease and
@@ -132,28 +152,7 @@ func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task
 	results := make([]error, len(records))
 	pending := false
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		// Prepared once per batch, not once per record: parsing SQL is a
-		// large part of a small transaction's cost.
-		// Every expression of SET reads the row as it was: the CASEs ask
-		// whether the attempt's series is still the current one.
-		update, err := tx.PrepareContext(ctx, `UPDATE callbacks SET
-				state = CASE WHEN redeliveries = lease_redelivery THEN ?1 ELSE state END,
-				attempts = CASE WHEN redeliveries = lease_redelivery THEN ?2 ELSE attempts END,
-				next_attempt_at = CASE WHEN redeliveries = lease_redelivery THEN ?3 ELSE next_attempt_at END,
-				finished_at = CASE WHEN redeliveries = lease_redelivery THEN ?4 ELSE finished_at END,
-				lease_owner = NULL, lease_until = NULL
-			WHERE id = ?5 AND lease_owner = ?6 AND lease_until > ?7
-			RETURNING lease_redelivery, next_attempt_at IS NOT NULL`)
-		if err != nil {
-			return err
-		}
-		defer update.Close()
-		insert, err := tx.PrepareContext(ctx, `INSERT INTO attempts (callback_id, redelivery, n, started_at, duration_ms, status_code, error, response)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer insert.Close()
+		update, insert := s.stmt(ctx, tx, recordAttemptQuery), s.stmt(ctx, tx, insertAttemptQuery)
 		for i, r := range records {
 			o := outcomes[i]
 			var redelivery int
@@ -208,6 +207,12 @@ func outcomeOf(r task.AttemptRecord, now time.Time) (attemptOutcome, error) {
 	return o, nil
 }
 
+// deferCallbackQuery hands a callback back under the owner's unexpired
+// lease.
+const deferCallbackQuery = `UPDATE callbacks
+	SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
+	WHERE id = ? AND next_attempt_at IS NOT NULL AND lease_owner = ? AND lease_until > ?`
+
 // DeferCallbacks frees owner's unexpired lease on each callback of
 // deferrals and makes it due at the deferral's Until, attempts unchanged,
 // in one transaction, and signals CallbackReady.
@@ -223,13 +228,7 @@ func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []ta
 	now := s.now()
 	results := make([]error, len(deferrals))
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		update, err := tx.PrepareContext(ctx, `UPDATE callbacks
-			SET next_attempt_at = ?, lease_owner = NULL, lease_until = NULL
-			WHERE id = ? AND next_attempt_at IS NOT NULL AND lease_owner = ? AND lease_until > ?`)
-		if err != nil {
-			return err
-		}
-		defer update.Close()
+		update := s.stmt(ctx, tx, deferCallbackQuery)
 		for i, d := range deferrals {
 			err := fenced(update.ExecContext(ctx, ms(d.Until), d.CallbackID, owner, ms(now)))
 			switch {

@@ -37,7 +37,7 @@ func (s *Store) Submit(ctx context.Context, sub task.Submission) (task.Submitted
 				return err
 			}
 		}
-		return insertTask(ctx, tx, t, sub.Cost)
+		return s.insertTask(ctx, tx, t, sub.Cost)
 	})
 	if err != nil {
 		return task.Submitted{}, fmt.Errorf("submit task %s: %w", t.ID, err)

@@ -56,7 +56,7 @@ func failureColumns(f *task.Failure) (sql.NullInt64, sql.NullString) {
 // CreateTask stores t as a new task with its text, failure and tracks, due
 // at t.RunAt (never, when t.Status is final).
 func (s *Store) CreateTask(ctx context.Context, t *task.Task) error {
-	err := s.write(ctx, func(tx *sql.Tx) error { return insertTask(ctx, tx, t, 0) })
+	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertTask(ctx, tx, t, 0) })
 	if err != nil {
 		return fmt.Errorf("create task %s: %w", t.ID, err)
 	}
@@ -64,28 +64,36 @@ func (s *Store) CreateTask(ctx context.Context, t *task.Task) error {
 	return nil
 }
 
-// insertTask stores t with its tracks, charged cost.
-func insertTask(ctx context.Context, tx *sql.Tx, t *task.Task, cost int) error {
+// insertTaskQuery inserts a task.
+const insertTaskQuery = `INSERT INTO tasks (` + taskColumns + `, cost)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// insertTask stores t with its tracks, charged cost, in tx, a transaction
+// of the writer.
+func (s *Store) insertTask(ctx context.Context, tx *sql.Tx, t *task.Task, cost int) error {
 	code, msg := failureColumns(t.Failure)
-	_, err := tx.ExecContext(ctx, `INSERT INTO tasks (`+taskColumns+`, cost)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.stmt(ctx, tx, insertTaskQuery).ExecContext(ctx,
 		t.ID, t.Owner, t.Model, t.Param, t.CallbackURL, t.Status, t.Text.Title, t.Text.Lyrics, t.Text.Tags,
 		code, msg, runAt(t.Status, t.RunAt), t.StageAttempts, ms(t.CreatedAt), ms(t.UpdatedAt), cost)
 	if err != nil {
 		return err
 	}
 	for _, tr := range t.Tracks {
-		if err := insertTrack(ctx, tx, t.ID, tr); err != nil {
+		if err := s.insertTrack(ctx, tx, t.ID, tr); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// insertTrack stores tr as a track of task taskID.
-func insertTrack(ctx context.Context, tx *sql.Tx, taskID string, tr task.Track) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO tracks (id, task_id, idx, audio_key, image_key, duration, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+// insertTrackQuery inserts a track.
+const insertTrackQuery = `INSERT INTO tracks (id, task_id, idx, audio_key, image_key, duration, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`
+
+// insertTrack stores tr as a track of task taskID in tx, a transaction of
+// the writer.
+func (s *Store) insertTrack(ctx context.Context, tx *sql.Tx, taskID string, tr task.Track) error {
+	_, err := s.stmt(ctx, tx, insertTrackQuery).ExecContext(ctx,
 		tr.ID, taskID, tr.Index, tr.AudioKey, tr.ImageKey, tr.Duration, ms(tr.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("insert track %d: %w", tr.Index, err)
@@ -149,8 +157,19 @@ func (s *Store) Task(ctx context.Context, id string) (*task.Task, error) {
 	return t, nil
 }
 
-// ClaimTasks leases up to limit due tasks to owner, oldest due first. Final
-// tasks have no run_at and never match.
+// claimTasksQuery leases the due tasks: ?1 is the owner, ?2 the lease's
+// end, ?3 and ?4 now, ?5 the limit. Final tasks have no run_at and never
+// match.
+const claimTasksQuery = `UPDATE tasks
+	SET lease_owner = ?, lease_until = ?, stage_attempts = stage_attempts + 1
+	WHERE id IN (
+		SELECT id FROM tasks
+		WHERE run_at IS NOT NULL AND run_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+		ORDER BY run_at, created_at, id
+		LIMIT ?)
+	RETURNING ` + taskColumns
+
+// ClaimTasks leases up to limit due tasks to owner, oldest due first.
 func (s *Store) ClaimTasks(ctx context.Context, owner string, limit int, lease time.Duration) ([]*task.Task, error) {
 	// SQLite reads a negative LIMIT as no limit at all.
 	if limit <= 0 {
@@ -159,14 +178,7 @@ func (s *Store) ClaimTasks(ctx context.Context, owner string, limit int, lease t
 	now := s.now()
 	var tasks []*task.Task
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE tasks
-			SET lease_owner = ?, lease_until = ?, stage_attempts = stage_attempts + 1
-			WHERE id IN (
-				SELECT id FROM tasks
-				WHERE run_at IS NOT NULL AND run_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
-				ORDER BY run_at, created_at, id
-				LIMIT ?)
-			RETURNING `+taskColumns,
+		rows, err := s.stmt(ctx, tx, claimTasksQuery).QueryContext(ctx,
 			owner, ms(now.Add(lease)), ms(now), ms(now), limit)
 		if err != nil {
 			return err
@@ -216,7 +228,7 @@ func (s *Store) CommitStages(ctx context.Context, owner string, commits []task.S
 	callbacks := false
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		for i, c := range commits {
-			err := commitStage(ctx, tx, owner, c, now)
+			err := s.commitStage(ctx, tx, owner, c, now)
 			switch {
 			case errors.Is(err, task.ErrLeaseLost):
 				results[i] = fmt.Errorf("commit task %s from %s: %w", c.TaskID, c.From, err)
@@ -238,9 +250,18 @@ func (s *Store) CommitStages(ctx context.Context, owner string, commits []task.S
 	return results, nil
 }
 
-// commitStage applies c in tx: the task's update, fenced, then the inserts
-// and the refund, which are skipped when the fence did not hold.
-func commitStage(ctx context.Context, tx *sql.Tx, owner string, c task.StageCommit, now time.Time) error {
+// commitStageQuery applies a stage to its task, fenced on the owner's
+// unexpired lease and on the status the stage started from.
+const commitStageQuery = `UPDATE tasks SET status = ?,
+		title = coalesce(?, title), lyrics = coalesce(?, lyrics), tags = coalesce(?, tags),
+		error_code = coalesce(?, error_code), error_message = coalesce(?, error_message),
+		run_at = ?, lease_owner = NULL, lease_until = NULL, stage_attempts = 0, updated_at = ?
+	WHERE id = ? AND lease_owner = ? AND lease_until > ? AND status = ?`
+
+// commitStage applies c in tx, a transaction of the writer: the task's
+// update, fenced, then the inserts and the refund, which are skipped when
+// the fence did not hold.
+func (s *Store) commitStage(ctx context.Context, tx *sql.Tx, owner string, c task.StageCommit, now time.Time) error {
 	// NULL keeps the stored value: coalesce in the update below.
 	var title, lyrics, tags sql.NullString
 	if c.Text != nil {
@@ -249,18 +270,14 @@ func commitStage(ctx context.Context, tx *sql.Tx, owner string, c task.StageComm
 		tags = sql.NullString{String: c.Text.Tags, Valid: true}
 	}
 	code, msg := failureColumns(c.Failure)
-	err := fenced(tx.ExecContext(ctx, `UPDATE tasks SET status = ?,
-			title = coalesce(?, title), lyrics = coalesce(?, lyrics), tags = coalesce(?, tags),
-			error_code = coalesce(?, error_code), error_message = coalesce(?, error_message),
-			run_at = ?, lease_owner = NULL, lease_until = NULL, stage_attempts = 0, updated_at = ?
-		WHERE id = ? AND lease_owner = ? AND lease_until > ? AND status = ?`,
+	err := fenced(s.stmt(ctx, tx, commitStageQuery).ExecContext(ctx,
 		c.To, title, lyrics, tags, code, msg, runAt(c.To, c.RunAt), ms(now),
 		c.TaskID, owner, ms(now), c.From))
 	if err != nil {
 		return err
 	}
 	if c.Track != nil {
-		if err := insertTrack(ctx, tx, c.TaskID, *c.Track); err != nil {
+		if err := s.insertTrack(ctx, tx, c.TaskID, *c.Track); err != nil {
 			return err
 		}
 	}
@@ -270,7 +287,7 @@ func commitStage(ctx context.Context, tx *sql.Tx, owner string, c task.StageComm
 		}
 	}
 	if c.Callback != nil {
-		return insertCallback(ctx, tx, c.TaskID, c.Callback)
+		return s.insertCallback(ctx, tx, c.TaskID, c.Callback)
 	}
 	return nil
 }

@@ -232,14 +232,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 // finished and recorded, not cut (which would send them again), so Run
 // returns at most Timeout after ctx is cancelled.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { d.rec.run(ctx, stop) })
-	defer wg.Wait()
-	// The claim loop returns once every attempt has its result: no
-	// attempt is left waiting for the recorder.
-	defer close(stop)
-	return d.loop.run(ctx)
+	return runCommitting(ctx, d.loop.run, d.rec.attempts.run, d.rec.deferrals.run)
 }
 
 // deliver makes one attempt of cb, when its host has room for it, and

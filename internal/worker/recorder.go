@@ -38,6 +38,21 @@ type queued[W any] struct {
 	done   chan error // gets the write's result, buffered
 }
 
+// runCommitting runs loop, a claim loop whose items write through the
+// group commits, and the group commits beside it; it stops them once loop
+// has returned, which it does once every item has its result, so that no
+// write is left waiting.
+func runCommitting(ctx context.Context, loop func(context.Context) error, commits ...func(context.Context, <-chan struct{})) error {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, run := range commits {
+		wg.Go(func() { run(ctx, stop) })
+	}
+	defer wg.Wait()
+	defer close(stop)
+	return loop(ctx)
+}
+
 // newGroupCommit returns a groupCommit of op for at most slots writes
 // waiting at once.
 func newGroupCommit[W any](within time.Duration, slots int, op func(context.Context, []W) ([]error, error)) *groupCommit[W] {
@@ -131,11 +146,3 @@ func (r *recorder) record(rec task.AttemptRecord) error { return r.attempts.writ
 // deferCallback defers a callback with the next group commit; see
 // groupCommit.write.
 func (r *recorder) deferCallback(d task.Deferral) error { return r.deferrals.write(d) }
-
-// run runs both group commits until stop is closed; see groupCommit.run.
-func (r *recorder) run(ctx context.Context, stop <-chan struct{}) {
-	var wg sync.WaitGroup
-	wg.Go(func() { r.attempts.run(ctx, stop) })
-	wg.Go(func() { r.deferrals.run(ctx, stop) })
-	wg.Wait()
-}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/tunehook/tunehook/internal/payload"
@@ -134,14 +133,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 // then handed back to the store, due at once, so that a restart picks them
 // up; Run returns nil after they are.
 func (r *Runner) Run(ctx context.Context) error {
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { r.stages.run(ctx, stop) })
-	defer wg.Wait()
-	// The claim loop returns once every stage has its result: no commit
-	// is left waiting.
-	defer close(stop)
-	return r.loop.run(ctx)
+	return runCommitting(ctx, r.loop.run, r.stages.run)
 }
 
 // work runs the next stage of a claimed task and handles its outcome.

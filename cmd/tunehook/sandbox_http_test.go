@@ -23,6 +23,7 @@ import (
 	"github.com/tunehook/tunehook"
 	"github.com/tunehook/tunehook/internal/pgtest"
 	"github.com/tunehook/tunehook/internal/postgres"
+	"github.com/tunehook/tunehook/internal/storetest"
 	"github.com/tunehook/tunehook/internal/task"
 )
 
@@ -323,7 +324,7 @@ func TestLongPollOtherInstance(t *testing.T) {
 		t.Fatalf("claim: %v, %v; want the task", claimed, err)
 	}
 	now := time.Now()
-	err = task.CommitStage(t.Context(), other, "other-instance", task.StageCommit{
+	err = storetest.CommitStage(t.Context(), other, "other-instance", task.StageCommit{
 		TaskID: taskID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &task.Text{Title: "T", Tags: "rock"},
 		RunAt: now.Add(time.Hour),
 		Callback: &task.Callback{ID: task.NewCallbackID(), TaskID: taskID, Stage: task.StageText, URL: "https://example.com/cb",

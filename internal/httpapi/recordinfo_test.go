@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tunehook/tunehook"
+	"github.com/tunehook/tunehook/internal/storetest"
 	"github.com/tunehook/tunehook/internal/task"
 )
 
@@ -58,7 +59,7 @@ func (s *testServer) commit(t *testing.T, id string, c task.StageCommit) {
 		Body:  []byte(`{}`), // record-info does not read callbacks
 		State: task.DeliveryPending, NextAttemptAt: now, CreatedAt: now,
 	}
-	if err := task.CommitStage(ctx, s.store, testRunner, c); err != nil {
+	if err := storetest.CommitStage(ctx, s.store, testRunner, c); err != nil {
 		t.Fatalf("commit %s of task %s: %v", stage, id, err)
 	}
 }

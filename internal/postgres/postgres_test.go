@@ -148,7 +148,7 @@ func failTasks(t testing.TB, s *Store, n int) []*task.Callback {
 	cbs := make([]*task.Callback, n)
 	for i, tk := range tasks {
 		cbs[i] = errorCallback(tk)
-		err := task.CommitStage(ctx, s, "fixture", task.StageCommit{
+		err := storetest.CommitStage(ctx, s, "fixture", task.StageCommit{
 			TaskID: tk.ID, From: task.StatusPending, To: task.StatusGenerateAudioFailed,
 			Failure: task.NewFailure(501), Callback: cbs[i],
 		})
@@ -465,7 +465,7 @@ func BenchmarkCommitStage(b *testing.B) {
 			b.Fatalf("ClaimTasks: got %d tasks, %v", len(got), err)
 		}
 		b.StartTimer()
-		err := task.CommitStage(ctx, s, "bench", task.StageCommit{
+		err := storetest.CommitStage(ctx, s, "bench", task.StageCommit{
 			TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &text, RunAt: now.Add(time.Hour),
 			Callback: &task.Callback{ID: task.NewCallbackID(), Stage: task.StageText, URL: tk.CallbackURL,
 				Body: body, NextAttemptAt: now.Add(time.Hour), CreatedAt: now},

@@ -176,7 +176,7 @@ func TestWakeUpAcrossInstances(t *testing.T) {
 		ID: task.NewCallbackID(), Stage: task.StageText, URL: tk.CallbackURL,
 		Body: []byte(`{"code":200}`), NextAttemptAt: fixedNow(), CreatedAt: fixedNow(),
 	}
-	err := task.CommitStage(ctx, b, "b", task.StageCommit{
+	err := storetest.CommitStage(ctx, b, "b", task.StageCommit{
 		TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess,
 		Text: &task.Text{Title: "T"}, RunAt: fixedNow(), Callback: cb,
 	})

@@ -68,7 +68,7 @@ func failTask(t testing.TB, s *Store) (*task.Task, *task.Callback) {
 		ID: task.NewCallbackID(), TaskID: tk.ID, Stage: task.StageError, URL: tk.CallbackURL,
 		Body: []byte(`{"code":501}`), State: task.DeliveryPending, NextAttemptAt: now, CreatedAt: now,
 	}
-	err := task.CommitStage(ctx, s, "fixture", task.StageCommit{
+	err := storetest.CommitStage(ctx, s, "fixture", task.StageCommit{
 		TaskID: tk.ID, From: task.StatusPending, To: task.StatusGenerateAudioFailed,
 		Failure: task.NewFailure(501), Callback: cb,
 	})
@@ -233,7 +233,7 @@ func BenchmarkCommitStage(b *testing.B) {
 			b.Fatalf("ClaimTasks: got %d tasks, %v", len(got), err)
 		}
 		b.StartTimer()
-		err := task.CommitStage(ctx, s, "bench", task.StageCommit{
+		err := storetest.CommitStage(ctx, s, "bench", task.StageCommit{
 			TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &text, RunAt: now.Add(time.Hour),
 			Callback: &task.Callback{ID: task.NewCallbackID(), Stage: task.StageText, URL: tk.CallbackURL,
 				Body: body, NextAttemptAt: now.Add(time.Hour), CreatedAt: now},

@@ -6,6 +6,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -204,9 +205,19 @@ func claimTask(t *testing.T, st task.Store, owner, id string, lease time.Duratio
 	return tasks[0]
 }
 
+// CommitStage commits c alone through st.CommitStages and returns its
+// result: nil, an error wrapping task.ErrLeaseLost, or the store's error.
+func CommitStage(ctx context.Context, st task.Store, owner string, c task.StageCommit) error {
+	results, err := st.CommitStages(ctx, owner, []task.StageCommit{c})
+	if err != nil {
+		return err
+	}
+	return results[0]
+}
+
 func commit(t *testing.T, st task.Store, owner string, c task.StageCommit) {
 	t.Helper()
-	if err := task.CommitStage(t.Context(), st, owner, c); err != nil {
+	if err := CommitStage(t.Context(), st, owner, c); err != nil {
 		t.Fatalf("CommitStage(%s, %s -> %s): %v", c.TaskID, c.From, c.To, err)
 	}
 }

@@ -203,7 +203,7 @@ func testTaskLeaseExpiry(t *testing.T, open opener) {
 	before := getTask(t, st, tk.ID)
 	text := sampleText
 	checkLeaseLost(t, "ExtendTaskLease by old owner", st.ExtendTaskLease(ctx, tk.ID, ownerA, time.Hour))
-	checkLeaseLost(t, "CommitStage by old owner", task.CommitStage(ctx, st, ownerA, task.StageCommit{
+	checkLeaseLost(t, "CommitStage by old owner", CommitStage(ctx, st, ownerA, task.StageCommit{
 		TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &text, RunAt: clock.Now(),
 		Callback: newCallback(clock, tk.ID, task.StageText, clock.Now()),
 	}))
@@ -214,7 +214,7 @@ func testTaskLeaseExpiry(t *testing.T, open opener) {
 	// An expired lease is lost even when nobody claimed the task since.
 	clock.Advance(30 * time.Second)
 	checkLeaseLost(t, "ExtendTaskLease after expiry", st.ExtendTaskLease(ctx, tk.ID, ownerB, time.Hour))
-	checkLeaseLost(t, "CommitStage after expiry", task.CommitStage(ctx, st, ownerB, task.StageCommit{
+	checkLeaseLost(t, "CommitStage after expiry", CommitStage(ctx, st, ownerB, task.StageCommit{
 		TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &text, RunAt: clock.Now(),
 	}))
 	if got := claimTask(t, st, ownerC, tk.ID, lease); got.StageAttempts != 3 {
@@ -256,7 +256,7 @@ func testCommitStageStaleFrom(t *testing.T, open opener) {
 	// The same stage committed again, as a runner that redid it would.
 	clock.Advance(time.Second)
 	other := task.Text{Title: "Other", Lyrics: "other", Tags: "other"}
-	checkLeaseLost(t, "CommitStage with stale From", task.CommitStage(t.Context(), st, ownerA, task.StageCommit{
+	checkLeaseLost(t, "CommitStage with stale From", CommitStage(t.Context(), st, ownerA, task.StageCommit{
 		TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &other, RunAt: clock.Now(),
 		Callback: newCallback(clock, tk.ID, task.StageFirst, clock.Now()),
 	}))
@@ -312,7 +312,7 @@ func testCommitStageInsertFails(t *testing.T, open opener) {
 				Callback: newCallback(clock, tk.ID, task.StageComplete, clock.Now()),
 			}
 			tt.spoil(&c, first)
-			if err := task.CommitStage(t.Context(), st, ownerA, c); err == nil {
+			if err := CommitStage(t.Context(), st, ownerA, c); err == nil {
 				t.Fatal("CommitStage: got nil error, want an error")
 			}
 			checkEqual(t, "task", getTask(t, st, tk.ID), before)

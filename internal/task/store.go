@@ -184,16 +184,6 @@ type Store interface {
 	Close() error
 }
 
-// CommitStage commits c alone through s.CommitStages and returns its
-// result: nil, an error wrapping ErrLeaseLost, or the store's error.
-func CommitStage(ctx context.Context, s Store, owner string, c StageCommit) error {
-	results, err := s.CommitStages(ctx, owner, []StageCommit{c})
-	if err != nil {
-		return err
-	}
-	return results[0]
-}
-
 // AttemptRecord is an attempt of a callback for Store.RecordAttempts, with
 // what becomes of the callback: delivered, exhausted, or pending again
 // until Next, which is ignored in a final State.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tunehook/tunehook"
 	"github.com/tunehook/tunehook/internal/safedial"
+	"github.com/tunehook/tunehook/internal/storetest"
 	"github.com/tunehook/tunehook/internal/task"
 	"github.com/tunehook/tunehook/internal/worker"
 )
@@ -132,7 +133,7 @@ func seedCallbacks(t *testing.T, st task.Store, urls ...string) []*task.Callback
 			c.Track = &task.Track{ID: id, TaskID: tk.ID, Index: i - 1, AudioKey: tk.ID + "/" + id + ".wav",
 				ImageKey: tk.ID + "/" + id + ".jpeg", Duration: 100, CreatedAt: now}
 		}
-		if err := task.CommitStage(t.Context(), st, "seeder", c); err != nil {
+		if err := storetest.CommitStage(t.Context(), st, "seeder", c); err != nil {
 			t.Fatalf("commit %s: %v", stage, err)
 		}
 		status = to

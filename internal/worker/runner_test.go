@@ -452,7 +452,7 @@ func TestRunnerLeaseLost(t *testing.T) {
 			// The intruder still holds the lease: the first runner neither
 			// committed nor released it.
 			now := time.Now()
-			err := task.CommitStage(t.Context(), st.Store, "intruder", task.StageCommit{
+			err := storetest.CommitStage(t.Context(), st.Store, "intruder", task.StageCommit{
 				TaskID: tk.ID, From: task.StatusPending, To: task.StatusTextSuccess, Text: &testText, RunAt: now,
 				Callback: &task.Callback{ID: task.NewCallbackID(), TaskID: tk.ID, Stage: task.StageText, URL: tk.CallbackURL,
 					Body: []byte(`{}`), State: task.DeliveryPending, NextAttemptAt: now, CreatedAt: now},

@@ -44,8 +44,9 @@ func queueCallback(b *pgx.Batch, taskID string, c *task.Callback) {
 // callbacks have no next_attempt_at and never match. A lane's due
 // callbacks are those of its partial index (callbacks_due_first,
 // callbacks_due_retry), which holds the unleased ones in claim order, and
-// those whose lease expired unfreed, found through callbacks_leased: the
-// callbacks in flight are in neither, and no claim walks past them. A
+// those whose lease expired unfreed, found through callbacks_leased, which
+// holds the leased ones in the order they become claimable: the callbacks
+// in flight are at its end, and no claim walks past them. A
 // lane's condition is written out, not a parameter, so that the planner
 // matches it to the lane's index.
 var claimCallbacksQueries = map[task.Lane]string{
@@ -68,8 +69,9 @@ func claimCallbacksQuery(cond string) string {
 		FOR UPDATE SKIP LOCKED),
 	expired AS (
 		SELECT id, next_attempt_at, created_at FROM callbacks
-		WHERE lease_until <= $3 AND next_attempt_at IS NOT NULL AND ` + cond + ` AND next_attempt_at <= $3
-		ORDER BY next_attempt_at, created_at, id
+		WHERE lease_until IS NOT NULL AND next_attempt_at IS NOT NULL AND ` + cond + `
+			AND greatest(next_attempt_at, lease_until) <= $3
+		ORDER BY greatest(next_attempt_at, lease_until)
 		LIMIT $4
 		FOR UPDATE SKIP LOCKED),
 	picked AS (
@@ -267,10 +269,10 @@ func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []ta
 
 // nextCallbackDueQuery finds the earliest claimable time among three
 // groups, each read through an index: the head of each lane's index,
-// which holds the unleased callbacks only (its due time), and the leased
-// callbacks (their lease's expiry, or their due time if later). Reading
-// the lanes' heads instead of every pending callback keeps it cheap however
-// large the backlog of retries.
+// which holds the unleased callbacks only (its due time), and the head of
+// callbacks_leased (a lease's expiry, or the callback's due time if
+// later). Reading heads instead of every pending callback keeps it cheap
+// however large the backlog of retries.
 const nextCallbackDueQuery = `SELECT min(due) FROM (
 	(SELECT next_attempt_at AS due FROM callbacks
 		WHERE next_attempt_at IS NOT NULL AND attempts = 0 AND lease_until IS NULL
@@ -280,8 +282,9 @@ const nextCallbackDueQuery = `SELECT min(due) FROM (
 		WHERE next_attempt_at IS NOT NULL AND attempts > 0 AND lease_until IS NULL
 		ORDER BY next_attempt_at LIMIT 1)
 	UNION ALL
-	SELECT min(greatest(next_attempt_at, lease_until)) FROM callbacks
-		WHERE lease_until IS NOT NULL AND next_attempt_at IS NOT NULL) AS heads`
+	(SELECT greatest(next_attempt_at, lease_until) FROM callbacks
+		WHERE lease_until IS NOT NULL AND next_attempt_at IS NOT NULL
+		ORDER BY greatest(next_attempt_at, lease_until) LIMIT 1)) AS heads`
 
 // NextCallbackDue returns when the earliest pending callback of either lane
 // can be claimed: at its next attempt, or when its lease expires if that is

@@ -202,9 +202,18 @@ func parseConfig(url string) (*pgxpool.Config, error) {
 	// off, the latency bench's p99 at 90 % of 3,000 callbacks/s was 9.3 s
 	// instead of 21 ms).
 	// Planning with sequential scans priced out makes the index paths
-	// independent of the statistics. The URL may set it back to on.
-	if _, ok := cc.RuntimeParams["enable_seqscan"]; !ok {
-		cc.RuntimeParams["enable_seqscan"] = "off"
+	// independent of the statistics.
+	//
+	// Every statement of the store touches a few rows; without statistics
+	// the planner guessed otherwise and gathered parallel workers for a
+	// scan of an index's dead entries, whose start-up alone cost more than
+	// the query should, on CPUs the store's other work needed.
+	//
+	// The URL may set either back.
+	for name, value := range plannerDefaults {
+		if _, ok := cc.RuntimeParams[name]; !ok {
+			cc.RuntimeParams[name] = value
+		}
 	}
 	// pgx's default, 4 connections on a 2-core machine, made the Runner's
 	// stage commits, the Dispatcher's claims and group commits and the
@@ -214,6 +223,13 @@ func parseConfig(url string) (*pgxpool.Config, error) {
 		cfg.MaxConns = defaultMaxConns
 	}
 	return cfg, nil
+}
+
+// plannerDefaults are the planner settings of tunehook's connections,
+// unless the URL sets them.
+var plannerDefaults = map[string]string{
+	"enable_seqscan":                  "off",
+	"max_parallel_workers_per_gather": "0",
 }
 
 // defaultMaxConns is the size of the connection pool of an instance whose

@@ -498,8 +498,8 @@ func BenchmarkClaimRecordCallback(b *testing.B) {
 
 // The store's queries that run for every claim and every look for due work
 // read through indexes on tables without statistics, as they are before
-// autovacuum has analyzed them (or for ever, with autovacuum off); a URL
-// that turns sequential scans back on is obeyed.
+// autovacuum has analyzed them (or for ever, with autovacuum off), without
+// parallel workers; a URL that sets the planner's settings is obeyed.
 func TestIndexPlans(t *testing.T) {
 	t.Parallel()
 	dsn := pgtest.URL(t)
@@ -516,21 +516,48 @@ func TestIndexPlans(t *testing.T) {
 		"next task due":     {nextTaskDueQuery},
 		"load tracks":       {loadTracksQuery, []string{"a", "b"}},
 	}
+	// The heads of the leased indexes are read in order, stopping at the
+	// first live entry: a bitmap scan would visit every dead entry's row.
+	ordered := map[string]string{
+		"next callback due": "callbacks_leased",
+		"next task due":     "tasks_leased",
+	}
 	for name, q := range queries {
 		plan := explain(t, s, q[0].(string), q[1:]...)
 		if strings.Contains(plan, "Seq Scan") {
 			t.Errorf("%s reads a table whole:\n%s", name, plan)
 		}
+		if strings.Contains(plan, "Gather") {
+			t.Errorf("%s starts parallel workers:\n%s", name, plan)
+		}
+		if index := ordered[name]; index != "" && !readsHead(plan, index) {
+			t.Errorf("%s does not read the head of %s:\n%s", name, index, plan)
+		}
 	}
 
-	on := openStore(t, withParams(t, dsn, map[string]string{"enable_seqscan": "on"}), fixedNow)
-	var setting string
-	err := on.withConn(t.Context(), func(c *pgxpool.Conn) error {
-		return c.QueryRow(t.Context(), `SHOW enable_seqscan`).Scan(&setting)
-	})
-	if err != nil || setting != "on" {
-		t.Errorf("enable_seqscan with the URL's on: got %q, %v", setting, err)
+	overrides := map[string]string{"enable_seqscan": "on", "max_parallel_workers_per_gather": "2"}
+	own := openStore(t, withParams(t, dsn, overrides), fixedNow)
+	for name, want := range overrides {
+		var setting string
+		err := own.withConn(t.Context(), func(c *pgxpool.Conn) error {
+			return c.QueryRow(t.Context(), `SHOW `+name).Scan(&setting)
+		})
+		if err != nil || setting != want {
+			t.Errorf("%s with the URL's %s: got %q, %v", name, want, setting, err)
+		}
 	}
+}
+
+// readsHead tells whether plan reads index in order up to a limit: an
+// index scan right under a Limit node.
+func readsHead(plan, index string) bool {
+	lines := strings.Split(plan, "\n")
+	for i := 1; i < len(lines); i++ {
+		if strings.Contains(lines[i], "Scan using "+index+" ") && strings.Contains(lines[i-1], "->  Limit") {
+			return true
+		}
+	}
+	return false
 }
 
 // explain returns the plan of query with args on one of s's connections.

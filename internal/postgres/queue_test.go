@@ -252,6 +252,7 @@ func TestClaimUsesIndex(t *testing.T) {
 		{claimCallbacksQueries[task.LaneFirst], claimArgs, []string{"callbacks_due_first"}},
 		{claimCallbacksQueries[task.LaneRetry], claimArgs, []string{"callbacks_due_retry"}},
 		{nextCallbackDueQuery, nil, []string{"callbacks_due_first", "callbacks_due_retry", "callbacks_leased"}},
+		{nextTaskDueQuery, nil, []string{"tasks_due", "tasks_leased"}},
 	}
 	for _, tt := range tests {
 		tx, err := conn.Begin(t.Context())

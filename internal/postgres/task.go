@@ -313,8 +313,8 @@ func (s *Store) ReleaseTask(ctx context.Context, taskID, owner string, runAt tim
 
 // nextTaskDueQuery finds the earliest claimable time among two groups,
 // each read through an index: the first unleased task in tasks_due (its
-// run_at), and the leased tasks, in tasks_leased (their lease's expiry, or
-// their run_at if later). Counting leased tasks as due at their run_at
+// run_at), and the head of tasks_leased (a lease's expiry, or the task's
+// run_at if later). Counting leased tasks as due at their run_at
 // would wake a claim loop for nothing, again and again, while the task is
 // being worked on; reading every unfinished task would cost as much as the
 // backlog is long.
@@ -323,8 +323,9 @@ const nextTaskDueQuery = `SELECT min(due) FROM (
 		WHERE run_at IS NOT NULL AND lease_until IS NULL
 		ORDER BY run_at LIMIT 1)
 	UNION ALL
-	SELECT min(greatest(run_at, lease_until)) FROM tasks
-		WHERE lease_until IS NOT NULL AND run_at IS NOT NULL) AS heads`
+	(SELECT greatest(run_at, lease_until) FROM tasks
+		WHERE lease_until IS NOT NULL AND run_at IS NOT NULL
+		ORDER BY greatest(run_at, lease_until) LIMIT 1)) AS heads`
 
 // NextTaskDue returns when the earliest unfinished task can be claimed: at
 // its run_at, or when its lease expires if that is later.

@@ -38,9 +38,9 @@ const (
 // and 15 minutes.
 var defaultRetryDelays = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute}
 
-// Deferral of a callback whose host is at its cap: due again deferMin
-// later, the delay doubling while the host stays saturated, up to
-// deferMax.
+// Deferral of a callback whose answering host is at its cap: due again
+// when the host is expected to have room, but no sooner than deferMin and
+// no later than deferMax.
 const (
 	deferMin = 250 * time.Millisecond
 	deferMax = 5 * time.Second
@@ -101,9 +101,9 @@ type DispatcherConfig struct {
 	// yet, or did not answer its last attempt, gets one attempt at a time:
 	// a receiver that hangs holds one slot. A callback claimed for a host
 	// at its cap waits briefly, or is handed back to the store,
-	// unattempted: due again after 250 ms, a delay that doubles up to 5 s
-	// while the host stays at its cap, or once the attempt of a host that
-	// does not answer has timed out.
+	// unattempted: due again once the host should have room, going by the
+	// speed of its attempts (250 ms to 5 s), or once the attempt of a host
+	// that does not answer has timed out.
 	PerHost int
 	// LeaseMargin is added to Timeout to lease a callback, so that a lease
 	// always outlives its attempt; default 15s.
@@ -482,8 +482,6 @@ type hostState struct {
 	answering bool
 	avg       time.Duration // moving average of the attempts' durations; 0: none ended yet
 	lastStart time.Time     // of the last attempt started
-	delay     time.Duration // of the next deferral while answering
-	since     time.Time     // when delay was last reset or doubled
 	idleSince time.Time     // when inFlight last fell to 0
 }
 
@@ -512,9 +510,6 @@ func (l *hostLimiter) acquire(ctx context.Context, host string) (ok bool, deferF
 	h := l.host(host, now)
 	if h.inFlight < l.limit(h) && len(h.queue) == 0 {
 		l.start(h, now)
-		// The host has room: a later deferral starts from the shortest
-		// delay.
-		h.delay, h.since = deferMin, now
 		l.mu.Unlock()
 		return true, 0
 	}
@@ -639,16 +634,15 @@ func (l *hostLimiter) queueLimit(h *hostState, hold time.Duration) int {
 // l.mu is held. A host being probed has room once the probe ends: at the
 // latest when it times out, which is when the callback comes back, so that
 // the callbacks of a receiver that hangs are deferred once per probe
-// rather than every few seconds. An answering host's delay doubles each
-// time it has been in use for as long as itself: the callbacks deferred
-// come back after one delay, and if the host is still full then, it has
-// stayed saturated for a whole round.
+// rather than every few seconds. An answering host has room once the
+// attempts in flight and the callbacks queued are done, going by the
+// average duration of its attempts: deferred for that long, a callback
+// neither comes back to a host still full, which would cost another
+// deferral, nor long after the host went idle.
 func (l *hostLimiter) deferral(h *hostState, now time.Time) time.Duration {
 	if !h.answering {
 		return max(h.lastStart.Add(l.timeout).Sub(now), deferMin)
 	}
-	if now.Sub(h.since) >= h.delay {
-		h.delay, h.since = min(2*h.delay, deferMax), now
-	}
-	return h.delay
+	drain := time.Duration(int64(h.inFlight+len(h.queue)) * int64(h.avg) / int64(l.limit(h)))
+	return min(max(drain, deferMin), deferMax)
 }

@@ -113,41 +113,68 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	return cbs, nil
 }
 
-// recordAttemptQuery records one attempt under the owner's unexpired
-// lease: it frees the lease and moves the callback to its new state, and
-// stores the attempt only if that update found the lease, so that the
-// statement answers no row when the lease is lost, and otherwise whether
-// the callback is still pending. The attempt is filed
-// under the series the callback was claimed in; every expression of SET
-// reads the row as it was, and the CASEs leave a series begun by a
-// redelivery since the claim as it is.
-const recordAttemptQuery = `WITH leased AS (
-	UPDATE callbacks SET
-		state = CASE WHEN redeliveries = lease_redelivery THEN $1 ELSE state END,
-		attempts = CASE WHEN redeliveries = lease_redelivery THEN $2 ELSE attempts END,
-		next_attempt_at = CASE WHEN redeliveries = lease_redelivery THEN $3 ELSE next_attempt_at END,
-		finished_at = CASE WHEN redeliveries = lease_redelivery THEN $4 ELSE finished_at END,
+// recordAttemptsQuery records a batch of attempts, given as arrays of
+// their fields, each under the owner's unexpired lease on its callback: it
+// frees the lease and moves the callback to its new state, and stores the
+// attempt only if that update found the lease, so that the statement
+// answers a row for each attempt recorded, telling whether its callback is
+// still pending. An attempt is filed under the series its callback was
+// claimed in; every expression of SET reads the row as it was, and the
+// CASEs leave a series begun by a redelivery since the claim as it is.
+// One statement for the batch rather than one per attempt saves
+// PostgreSQL a statement's overhead per attempt.
+const recordAttemptsQuery = `WITH r AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[],
+		$6::timestamptz[], $7::bigint[], $8::integer[], $9::text[], $10::bytea[])
+	AS r (id, state, n, next_attempt_at, finished_at, started_at, duration_ms, status_code, error, response)),
+leased AS (
+	UPDATE callbacks c SET
+		state = CASE WHEN c.redeliveries = c.lease_redelivery THEN r.state ELSE c.state END,
+		attempts = CASE WHEN c.redeliveries = c.lease_redelivery THEN r.n ELSE c.attempts END,
+		next_attempt_at = CASE WHEN c.redeliveries = c.lease_redelivery THEN r.next_attempt_at ELSE c.next_attempt_at END,
+		finished_at = CASE WHEN c.redeliveries = c.lease_redelivery THEN r.finished_at ELSE c.finished_at END,
 		lease_owner = NULL, lease_until = NULL
-	WHERE id = $5 AND lease_owner = $6 AND lease_until > $7
-	RETURNING id, lease_redelivery, next_attempt_at IS NOT NULL AS due),
+	FROM r
+	WHERE c.id = r.id AND c.lease_owner = $11 AND c.lease_until > $12
+	RETURNING c.id, c.lease_redelivery, c.next_attempt_at IS NOT NULL AS due,
+		r.n, r.started_at, r.duration_ms, r.status_code, r.error, r.response),
 stored AS (
 	INSERT INTO attempts (callback_id, redelivery, n, started_at, duration_ms, status_code, error, response)
-	SELECT id, lease_redelivery, $2, $8, $9, $10, $11, $12 FROM leased)
-SELECT due FROM leased`
+	SELECT id, lease_redelivery, n, started_at, duration_ms, status_code, error, response FROM leased)
+SELECT id, due FROM leased`
+
+// attemptColumns are the records of a batch as the arrays of
+// recordAttemptsQuery.
+type attemptColumns struct {
+	ids, states, errors []string
+	ns                  []int
+	nextAt, finishedAt  []*time.Time
+	startedAt           []time.Time
+	durations           []int64
+	statuses            []*int
+	responses           [][]byte
+}
 
 // RecordAttempts stores the attempts of records in one transaction, each
 // under owner's unexpired lease on its callback: it frees the lease and
 // moves the callback to the record's state, due again at its Next while it
-// stays pending. The records' statements are one batch, an implicit
-// transaction sent in one round trip. When
-// a recorded attempt left its callback pending, it wakes every instance.
+// stays pending. When a recorded attempt left its callback pending, it
+// wakes every instance.
 func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task.AttemptRecord) ([]error, error) {
 	if len(records) == 0 {
 		return nil, nil
 	}
 	now := s.now()
-	batch := &pgx.Batch{}
+	var c attemptColumns
+	// A callback's first record in the batch frees its lease: a later one
+	// has lost it, as it would have in a statement of its own, and is not
+	// sent.
+	sent := make(map[string]bool, len(records))
 	for _, r := range records {
+		if sent[r.CallbackID] {
+			continue
+		}
+		sent[r.CallbackID] = true
 		var nextAt, finishedAt *time.Time
 		switch r.State {
 		case task.DeliveryPending:
@@ -162,18 +189,48 @@ func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task
 		if r.StatusCode != 0 {
 			status = &r.StatusCode
 		}
-		batch.Queue(recordAttemptQuery, r.State, r.N, nextAt, finishedAt, r.CallbackID, owner, now,
-			r.StartedAt, r.Duration.Milliseconds(), status, validText(r.Error), r.Response)
+		c.ids = append(c.ids, r.CallbackID)
+		c.states = append(c.states, string(r.State))
+		c.ns = append(c.ns, r.N)
+		c.nextAt = append(c.nextAt, nextAt)
+		c.finishedAt = append(c.finishedAt, finishedAt)
+		c.startedAt = append(c.startedAt, r.StartedAt)
+		c.durations = append(c.durations, r.Duration.Milliseconds())
+		c.statuses = append(c.statuses, status)
+		c.errors = append(c.errors, validText(r.Error))
+		c.responses = append(c.responses, r.Response)
 	}
-	results := make([]error, len(records))
+	var recorded map[string]bool
 	pending := false
-	err := s.send(ctx, func(c *pgxpool.Conn) error {
-		clear(results)
-		pending = false
-		return sendRecords(ctx, c, batch, records, results, &pending)
+	err := s.send(ctx, func(conn *pgxpool.Conn) error {
+		rows, err := conn.Query(ctx, recordAttemptsQuery, c.ids, c.states, c.ns, c.nextAt, c.finishedAt,
+			c.startedAt, c.durations, c.statuses, c.errors, c.responses, owner, now)
+		if err != nil {
+			return err
+		}
+		recorded, pending = make(map[string]bool, len(c.ids)), false
+		var (
+			id  string
+			due bool
+		)
+		_, err = pgx.ForEachRow(rows, []any{&id, &due}, func() error {
+			recorded[id] = true
+			pending = pending || due
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("record %d attempts: %w", len(records), err)
+	}
+	results := make([]error, len(records))
+	for i, r := range records {
+		if recorded[r.CallbackID] {
+			// Recorded once: the callback's later records come too late.
+			recorded[r.CallbackID] = false
+		} else {
+			results[i] = fmt.Errorf("record attempt %d of callback %s: %w", r.N, r.CallbackID, task.ErrLeaseLost)
+		}
 	}
 	// Final callbacks make nothing due; signalling them would only wake
 	// the dispatcher for nothing after every delivery.
@@ -181,33 +238,6 @@ func (s *Store) RecordAttempts(ctx context.Context, owner string, records []task
 		s.wakeCallbacks()
 	}
 	return results, nil
-}
-
-// sendRecords runs batch, a recordAttemptQuery per record, on b, sets the
-// result of each record whose lease was lost, and sets *pending when a
-// recorded attempt left its callback pending (a redelivery may have, even
-// after a final attempt).
-func sendRecords(ctx context.Context, b batchSender, batch *pgx.Batch, records []task.AttemptRecord, results []error, pending *bool) (err error) {
-	br := b.SendBatch(ctx, batch)
-	defer func() {
-		// Close reports the error of a failed statement again.
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	for i, r := range records {
-		var due bool
-		err := br.QueryRow().Scan(&due)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			results[i] = fmt.Errorf("record attempt %d of callback %s: %w", r.N, r.CallbackID, task.ErrLeaseLost)
-		case err != nil:
-			return fmt.Errorf("record attempt %d of callback %s: %w", r.N, r.CallbackID, err)
-		default:
-			*pending = *pending || due
-		}
-	}
-	return nil
 }
 
 // sendFenced runs batch, statements under a lease each, on b, and sets

@@ -515,6 +515,8 @@ func TestIndexPlans(t *testing.T) {
 		"next callback due": {nextCallbackDueQuery},
 		"next task due":     {nextTaskDueQuery},
 		"load tracks":       {loadTracksQuery, []string{"a", "b"}},
+		"record attempts": {recordAttemptsQuery, []string{"a"}, []string{"delivered"}, []int{1}, []*time.Time{nil},
+			[]*time.Time{&now}, []time.Time{now}, []int64{1}, []*int{nil}, []string{""}, [][]byte{nil}, "o", now},
 	}
 	// The heads of the leased indexes are read in order, stopping at the
 	// first live entry: a bitmap scan would visit every dead entry's row.

@@ -29,9 +29,9 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	duration := fs.Duration("duration", 10*time.Second, "how long each timed measurement runs: ceiling level, submit phase, latency level, isolation stream")
 	concurrency := fs.Int("concurrency", 32, "`clients` of the closed-loop submit phase")
 	submitRate := fs.Float64("submit-rate", 1000, "requests per second of the open-loop submit phase")
-	callbacks := fs.Int("callbacks", 20000, "callbacks the deliver phase delivers")
-	maxRate := fs.Float64("max-rate", 0, "callbacks per second the latency levels and the isolation stream are fractions of (default: what the deliver phase measures)")
-	stages := fs.Int("stages", 16, "stages the Runner of the latency and isolation phases runs at once")
+	callbacks := fs.Int("callbacks", 20000, "callbacks the deliver phase, and each Runner depth of the pipeline phase, delivers")
+	maxRate := fs.Float64("max-rate", 0, "callbacks per second the latency levels and the isolation stream are fractions of (default: what the pipeline phase measures)")
+	stages := fs.Int("stages", 0, "stages the Runner of the pipeline, latency and isolation phases runs at once (default: the pipeline phase measures 64 and 256, the later phases use the faster)")
 	hanging := fs.Int("hanging", 1000, "receivers of the isolation phase that never answer")
 	hangingCallbacks := fs.Int("hanging-callbacks", 3, "callbacks each hanging receiver gets: 1 or 3")
 	timeout := fs.Duration("timeout", 15*time.Second, "the attempt timeout of the isolation phase")
@@ -68,9 +68,9 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	if !given {
 		*databaseURL = getenv("TUNEHOOK_DATABASE_URL")
 	}
-	if *duration <= 0 || *concurrency <= 0 || *submitRate <= 0 || *callbacks <= 0 || *maxRate < 0 || *stages <= 0 ||
+	if *duration <= 0 || *concurrency <= 0 || *submitRate <= 0 || *callbacks <= 0 || *maxRate < 0 || *stages < 0 ||
 		*hanging <= 0 || *timeout <= 0 || *backlog <= 0 || *storm <= 0 {
-		return errors.New("bench: --duration, --concurrency, --submit-rate, --callbacks, --stages, --hanging, --timeout, --backlog and --storm must be positive, --max-rate must not be negative")
+		return errors.New("bench: --duration, --concurrency, --submit-rate, --callbacks, --hanging, --timeout, --backlog and --storm must be positive, --max-rate and --stages must not be negative")
 	}
 
 	cfg := benchmark.Config{

@@ -57,20 +57,20 @@ type Config struct {
 	// SubmitRate is how many requests per second the open-loop submit
 	// phase sends; default 1000.
 	SubmitRate float64
-	// Callbacks is how many callbacks the deliver phase delivers; default
-	// 20000.
+	// Callbacks is how many callbacks the deliver phase, and each depth of
+	// the pipeline phase, delivers; default 20000.
 	Callbacks int
-	// MaxRate is the maximum delivery rate, in callbacks per second, of
-	// which the latency levels and the isolation phase's stream are
-	// fractions; default: what the deliver phase measured earlier in the
-	// same run.
+	// MaxRate is the maximum load, in callbacks per second, of which the
+	// latency levels and the isolation phase's stream are fractions;
+	// default: what the pipeline phase measured earlier in the same run.
 	MaxRate float64
-	// Stages is how many stages the Runner of the latency and isolation
-	// phases runs at once; default 16. The Runner and its instant engine
-	// only make the load there; its production default, one stage per
-	// CPU for rendering, would claim one task per transaction and fall
-	// behind. More stages at once make more of the asked rate, and load
-	// the machine more.
+	// Stages is how many stages the Runner of the pipeline, latency and
+	// isolation phases runs at once. By default the pipeline phase
+	// measures each of stageDepths and the later phases use the fastest
+	// (the first of them if the pipeline phase does not run). The Runner
+	// and its instant engine only make the load there; its production
+	// default, one stage per CPU for rendering, would claim one task per
+	// transaction and fall behind.
 	Stages int
 	// Hanging is how many receivers of the isolation phase accept
 	// connections and never answer; default 1000.
@@ -149,8 +149,7 @@ type Latency struct {
 type phase struct {
 	name string
 	run  func(ctx context.Context, e *env) ([]Result, error)
-	// rated phases load the system at fractions of its maximum delivery
-	// rate.
+	// rated phases load the system at fractions of its maximum load.
 	rated bool
 }
 
@@ -161,6 +160,7 @@ var phases = []phase{
 	{name: "submit", run: one(measureSubmit)},
 	{name: "submit-rate", run: one(measureSubmitRate)},
 	{name: "deliver", run: one(measureDelivery)},
+	{name: "pipeline", run: measurePipeline},
 	{name: "latency", run: measureLatency, rated: true},
 	{name: "isolation", run: one(measureIsolation), rated: true},
 	{name: "backlog", run: one(measureBacklog)},
@@ -207,9 +207,13 @@ type measured struct {
 	ceiling float64 // requests per second, at the best concurrency
 	deliver float64 // callbacks per second
 	// maxRate is the rate, in callbacks per second, that the latency
-	// levels are fractions of: Config.MaxRate, or else deliver.
+	// levels are fractions of: Config.MaxRate, or else what the pipeline
+	// phase measured.
 	maxRate     float64
 	unloadedP99 time.Duration // of the first latency level
+	// stages is the depth of the Runner of the streaming phases:
+	// Config.Stages, or the fastest the pipeline phase measured.
+	stages int
 }
 
 // ofCeiling returns rate as a fraction of the ceiling, and what with that
@@ -231,11 +235,11 @@ func Run(ctx context.Context, cfg Config) (Results, error) {
 		return Results{}, err
 	}
 	res := Results{Machine: detectMachine()}
-	m := &measured{maxRate: cfg.MaxRate}
+	m := &measured{maxRate: cfg.MaxRate, stages: cmp.Or(cfg.Stages, stageDepths[0])}
 	for _, p := range run {
 		cfg.Logger.InfoContext(ctx, "phase started", "phase", p.name, "store", cfg.Store)
 		if p.rated && m.maxRate <= 0 {
-			return res, fmt.Errorf("%s phase on %s: no maximum rate: run the deliver phase before it, or give the rate", p.name, cfg.Store)
+			return res, fmt.Errorf("%s phase on %s: no maximum rate: run the pipeline phase before it, or give the rate", p.name, cfg.Store)
 		}
 		rows, err := runPhase(ctx, cfg, p, m)
 		res.Phases = append(res.Phases, rows...)
@@ -272,7 +276,6 @@ func (cfg Config) check() (Config, []phase, error) {
 	cfg.Concurrency = cmp.Or(cfg.Concurrency, 32)
 	cfg.SubmitRate = cmp.Or(cfg.SubmitRate, 1000)
 	cfg.Callbacks = cmp.Or(cfg.Callbacks, 20000)
-	cfg.Stages = cmp.Or(cfg.Stages, 16)
 	cfg.Hanging = cmp.Or(cfg.Hanging, 1000)
 	cfg.HangingCallbacks = cmp.Or(cfg.HangingCallbacks, callbacksPerTask)
 	cfg.Backlog = cmp.Or(cfg.Backlog, 1_000_000)

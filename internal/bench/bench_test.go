@@ -143,6 +143,11 @@ func checkResults(t *testing.T, res Results, cfg Config) {
 				t.Errorf("%s: got count %d and ratio %v, want %d and > 0", name, r.Count, r.Ratio, cfg.Callbacks)
 			}
 			checkRate(t, name, r)
+		case "pipeline":
+			if want := cfg.Callbacks / callbacksPerTask * callbacksPerTask; r.Count != want || r.Ratio <= 0 {
+				t.Errorf("%s: got count %d and ratio %v, want %d and > 0", name, r.Count, r.Ratio, want)
+			}
+			checkRate(t, name, r)
 		case "latency":
 			if r.Count%callbacksPerTask != 0 {
 				t.Errorf("%s: got %d latencies, want %d per task", name, r.Count, callbacksPerTask)
@@ -188,8 +193,23 @@ func checkResults(t *testing.T, res Results, cfg Config) {
 	if got, want := variants("ceiling"), []string{"32 clients", "64 clients", "1024 clients"}; !slices.Equal(got, want) {
 		t.Errorf("got ceiling rows %q, want %q", got, want)
 	}
+	if got, want := variants("pipeline"), []string{"64 stages", "256 stages"}; !slices.Equal(got, want) {
+		t.Errorf("got pipeline rows %q, want %q", got, want)
+	}
 	if got, want := variants("latency"), []string{"10%", "50%", "90%"}; !slices.Equal(got, want) {
 		t.Errorf("got latency rows %q, want %q", got, want)
+	}
+	// The latency levels are fractions of the fastest pipeline row.
+	var fastest float64
+	for _, r := range res.Phases {
+		if r.Phase == "pipeline" {
+			fastest = max(fastest, r.PerSecond)
+		}
+	}
+	for _, r := range res.Phases {
+		if want := fmt.Sprintf("%% of %.0f callbacks/s", fastest); r.Phase == "latency" && !strings.Contains(r.What, want) {
+			t.Errorf("latency %s: got %q, want a level of the fastest pipeline row (%q)", r.Variant, r.What, want)
+		}
 	}
 	if want := PhaseNames(); !slices.Equal(phases, want) {
 		t.Fatalf("got phases %v, want %v", phases, want)

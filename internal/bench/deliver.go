@@ -94,9 +94,6 @@ func measureDelivery(ctx context.Context, e *env) (_ Result, err error) {
 			n, rcv.meanBody(), float64(n)/loaded.Seconds()),
 	}
 	e.run.deliver = r.PerSecond
-	if e.run.maxRate == 0 {
-		e.run.maxRate = r.PerSecond
-	}
 	r.Ratio, r.What = e.run.ofCeiling(r.PerSecond, r.What)
 	return r, err
 }

@@ -32,7 +32,7 @@ func measureIsolation(ctx context.Context, e *env) (_ Result, err error) {
 		return Result{}, err
 	}
 	defer func() { err = errors.Join(err, h.close()) }()
-	p, err := startPipeline(ctx, e, e.cfg.Timeout, e.quiet())
+	p, err := startPipeline(ctx, e, e.run.stages, e.cfg.Timeout, e.quiet())
 	if err != nil {
 		return Result{}, err
 	}

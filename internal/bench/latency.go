@@ -14,16 +14,17 @@ import (
 )
 
 // levels are the loads of the latency phase, as fractions of the maximum
-// delivery rate; the first is also the isolation phase's load, and its p99
+// load (see measurePipeline); the first is also the isolation phase's load, and its p99
 // the unloaded p99 that phase compares with.
 var levels = []float64{0.1, 0.5, 0.9}
 
 // measureLatency measures the time from a stage's commit to its callback's
 // arrival at a loopback receiver at each of the levels of the maximum
-// delivery rate, one after the other on the phase's store: tasks are
-// created through the Store, as the API creates them, for Duration; the
-// real Runner runs their stages at once with the instant engine and the
-// real Dispatcher, with its defaults, delivers their callbacks.
+// load, one after the other on the phase's store: tasks are created
+// through the Store, as the API creates them, for Duration; the real
+// Runner, as deep as the pipeline phase's fastest, runs their stages with
+// the instant engine and the real Dispatcher, with its defaults, delivers
+// their callbacks.
 func measureLatency(ctx context.Context, e *env) ([]Result, error) {
 	stopProfile, err := e.profile()
 	if err != nil {
@@ -47,7 +48,7 @@ func measureLatency(ctx context.Context, e *env) ([]Result, error) {
 
 // measureLevel measures the latency at level of the maximum rate.
 func measureLevel(ctx context.Context, e *env, level float64) (_ Result, err error) {
-	p, err := startPipeline(ctx, e, 0, e.logger)
+	p, err := startPipeline(ctx, e, e.run.stages, 0, e.logger)
 	if err != nil {
 		return Result{}, err
 	}
@@ -66,17 +67,17 @@ type pipeline struct {
 	stop func() error
 }
 
-// startPipeline starts a Runner and a Dispatcher with the Dispatcher's
-// defaults, except for timeout, when it is not 0. Simulation is on, so that
+// startPipeline starts a Runner of stages at once and a Dispatcher with
+// its defaults, except for timeout, when it is not 0. Simulation is on, so that
 // a task can fail at once and send one callback only.
-func startPipeline(ctx context.Context, e *env, timeout time.Duration, logger *slog.Logger) (*pipeline, error) {
+func startPipeline(ctx context.Context, e *env, stages int, timeout time.Duration, logger *slog.Logger) (*pipeline, error) {
 	obs := &observer{Store: e.store, commits: make(map[string]commitNote), records: make(map[string][]recordNote)}
 	runner, err := worker.NewRunner(worker.RunnerConfig{
 		Store:       obs,
 		Engine:      instantEngine{},
 		Simulation:  true,
 		Owner:       "bench-runner",
-		Concurrency: e.cfg.Stages,
+		Concurrency: stages,
 		Logger:      logger,
 	})
 	if err != nil {

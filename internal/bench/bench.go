@@ -317,6 +317,24 @@ func runPhase(ctx context.Context, cfg Config, p phase, m *measured) (rows []Res
 	return rows, err
 }
 
+// withFreshStore runs measure with a copy of e on a fresh store of its
+// own, which it removes afterwards: for a phase that measures several
+// settings, each on the empty store that the phase's first one has.
+func (e *env) withFreshStore(ctx context.Context, measure func(e *env) error) (err error) {
+	o, err := e.cfg.Open(ctx, e.logger)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if rerr := o.Remove(); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove store: %w", rerr))
+		}
+	}()
+	fresh := *e
+	fresh.store, fresh.load = o.Store, o.Load
+	return measure(&fresh)
+}
+
 // profile starts the CPU profile of the phase's measured part, if one is
 // asked for; the returned function stops it.
 func (e *env) profile() (stop func() error, err error) {

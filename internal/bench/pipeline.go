@@ -11,7 +11,7 @@ import (
 
 // creators is how many tasks the pipeline phase creates at once before
 // its clock starts: enough to overlap the round trips of a database
-// server, and to fill the group commits of SQLite's writer.
+// server.
 const creators = 32
 
 // stageDepths are the Runner depths the pipeline phase measures, unless
@@ -22,8 +22,8 @@ var stageDepths = []int{64, 256}
 // measurePipeline measures the most callbacks per second that the Runner
 // and the Dispatcher make and deliver together: the maximum load, which
 // the latency levels are fractions of. It measures each Runner depth of
-// stageDepths (or Config.Stages), and the later phases run with the
-// fastest.
+// stageDepths (or Config.Stages), each on a fresh store, and the later
+// phases run with the fastest.
 func measurePipeline(ctx context.Context, e *env) ([]Result, error) {
 	depths := stageDepths
 	if e.cfg.Stages > 0 {
@@ -35,8 +35,16 @@ func measurePipeline(ctx context.Context, e *env) ([]Result, error) {
 	}
 	var rows []Result
 	best := -1
-	for _, depth := range depths {
-		r, err := measureDepth(ctx, e, depth)
+	for i, depth := range depths {
+		var r Result
+		if i == 0 {
+			r, err = measureDepth(ctx, e, depth)
+		} else {
+			err = e.withFreshStore(ctx, func(e *env) error {
+				r, err = measureDepth(ctx, e, depth)
+				return err
+			})
+		}
 		if r.Count > 0 || r.Errors > 0 {
 			rows = append(rows, r)
 		}

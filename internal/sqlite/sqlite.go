@@ -55,6 +55,7 @@ type Store struct {
 	logger        *slog.Logger
 	taskReady     task.Signal
 	callbackReady task.Signal
+	submissions   submissions
 }
 
 // Open opens (creating if needed) the database file at path, applies the

@@ -54,13 +54,12 @@ func failureColumns(f *task.Failure) (sql.NullInt64, sql.NullString) {
 }
 
 // CreateTask stores t as a new task with its text, failure and tracks, due
-// at t.RunAt (never, when t.Status is final).
+// at t.RunAt (never, when t.Status is final), in the next group commit of
+// submissions.
 func (s *Store) CreateTask(ctx context.Context, t *task.Task) error {
-	err := s.write(ctx, func(tx *sql.Tx) error { return s.insertTask(ctx, tx, t, 0) })
-	if err != nil {
+	if _, err := s.submit(ctx, task.Submission{Task: t}); err != nil {
 		return fmt.Errorf("create task %s: %w", t.ID, err)
 	}
-	s.taskReady.Notify()
 	return nil
 }
 

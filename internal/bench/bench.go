@@ -132,6 +132,11 @@ type Result struct {
 	Memory *Memory `json:"memory,omitempty"`
 	// Storm is the storm phase's retries over time.
 	Storm *Storm `json:"storm,omitempty"`
+	// Steal is the fraction of the machine's CPU time that its hypervisor
+	// gave to other machines during the phase, loading included: on a
+	// shared virtual machine it explains much of the spread between
+	// runs.
+	Steal float64 `json:"steal"`
 	// What says what was measured, and how.
 	What string `json:"what"`
 }
@@ -310,9 +315,15 @@ func runPhase(ctx context.Context, cfg Config, p phase, m *measured) (rows []Res
 			err = errors.Join(err, fmt.Errorf("remove store: %w", rerr))
 		}
 	}()
+	before, measured := readCPUTimes()
 	rows, err = p.run(ctx, &env{cfg: cfg, phase: p.name, store: o.Store, load: o.Load, logger: logger, run: m})
+	after, ok := readCPUTimes()
 	for i := range rows {
 		rows[i].Phase, rows[i].Store = p.name, cfg.Store
+		if measured && ok {
+			rows[i].Steal = before.stolen(after)
+			rows[i].What += fmt.Sprintf("; CPU time stolen by the hypervisor during the phase: %.1f%%", 100*rows[i].Steal)
+		}
 	}
 	return rows, err
 }

@@ -129,6 +129,9 @@ func checkResults(t *testing.T, res Results, cfg Config) {
 		if r.What == "" {
 			t.Errorf("%s: got no description, want one", name)
 		}
+		if r.Steal < 0 || r.Steal > 1 {
+			t.Errorf("%s: got %v of the CPU time stolen, want a fraction", name, r.Steal)
+		}
 		switch r.Phase {
 		case "ceiling", "submit":
 			checkRate(t, name, r)
@@ -358,6 +361,28 @@ func checkLoad(t *testing.T, o *Opened, failed bool) {
 					t.Errorf("callback %d: got track %s at %s, want %s of task %s", c, tr.ID, tr.AudioURL, bulkTrackID(i, j), id)
 				}
 			}
+		}
+	}
+}
+
+// TestCPUTimes reads this machine's CPU times and computes the share
+// stolen between two readings.
+func TestCPUTimes(t *testing.T) {
+	if _, err := os.Stat("/proc/stat"); err != nil {
+		t.Skip("no /proc/stat")
+	}
+	if got, ok := readCPUTimes(); !ok || got.total == 0 || got.steal > got.total {
+		t.Errorf("readCPUTimes: got %+v, %v; want a total of ticks and its stolen part", got, ok)
+	}
+	for _, tt := range []struct {
+		before, after cpuTimes
+		want          float64
+	}{
+		{cpuTimes{total: 100, steal: 10}, cpuTimes{total: 300, steal: 30}, 0.1},
+		{cpuTimes{total: 100, steal: 10}, cpuTimes{total: 100, steal: 10}, 0},
+	} {
+		if got := tt.before.stolen(tt.after); got != tt.want {
+			t.Errorf("%+v to %+v: got %v stolen, want %v", tt.before, tt.after, got, tt.want)
 		}
 	}
 }

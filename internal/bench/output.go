@@ -54,6 +54,46 @@ func cpuModel() string {
 	return "unknown"
 }
 
+// cpuTimes are the machine's CPU times since boot, in clock ticks, as the
+// first line of /proc/stat counts them.
+type cpuTimes struct{ total, steal uint64 }
+
+// readCPUTimes reads the machine's CPU times; ok is false where there is
+// no /proc/stat.
+func readCPUTimes() (t cpuTimes, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return t, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal [guest ...]:
+	// guest time is counted in user time already.
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return t, false
+	}
+	for i, f := range fields[1:9] {
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			return t, false
+		}
+		t.total += n
+		if i == 7 {
+			t.steal = n
+		}
+	}
+	return t, true
+}
+
+// stolen returns the fraction of the CPU time between t and later that
+// the hypervisor gave to other machines: time the phase could not run.
+func (t cpuTimes) stolen(later cpuTimes) float64 {
+	if later.total <= t.total {
+		return 0
+	}
+	return float64(later.steal-t.steal) / float64(later.total-t.total)
+}
+
 // WriteTable writes the machine and one Markdown table row per phase, ready
 // to paste into docs/performance.md.
 func (r Results) WriteTable(w io.Writer) error {

@@ -60,30 +60,25 @@ func failureColumns(f *task.Failure) (*int, *string) {
 // at t.RunAt (never, when t.Status is final), and wakes every instance when
 // it is due some day.
 func (s *Store) CreateTask(ctx context.Context, t *task.Task) error {
-	err := s.write(ctx, func(tx pgx.Tx) error { return s.insertTask(ctx, tx, t, 0) })
-	if err != nil {
-		return fmt.Errorf("create task %s: %w", t.ID, err)
-	}
-	s.wakeTasks(!t.Status.Final())
-	return nil
+	_, err := s.Submit(ctx, task.Submission{Task: t})
+	return err
 }
 
-// insertTask stores t with its tracks and charged cost; the caller wakes
-// the instances once it has committed.
-func (s *Store) insertTask(ctx context.Context, tx pgx.Tx, t *task.Task, cost int) error {
+// insertTask stores t with its tracks and charged cost in one batch on b:
+// a transaction, or a connection, on which the batch is a transaction of
+// its own, in one round trip. The caller wakes the instances once it has
+// committed.
+func insertTask(ctx context.Context, b batchSender, t *task.Task, cost int) error {
 	code, msg := failureColumns(t.Failure)
-	_, err := tx.Exec(ctx, `INSERT INTO tasks (`+taskColumns+`, cost)
+	batch := &pgx.Batch{}
+	batch.Queue(`INSERT INTO tasks (`+taskColumns+`, cost)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		t.ID, t.Owner, t.Model, t.Param, t.CallbackURL, t.Status, t.Text.Title, t.Text.Lyrics, t.Text.Tags,
 		code, msg, runAt(t.Status, t.RunAt), t.StageAttempts, t.CreatedAt, t.UpdatedAt, cost)
-	if err != nil {
-		return err
-	}
-	tracks := &pgx.Batch{}
 	for _, tr := range t.Tracks {
-		queueTrack(tracks, t.ID, tr)
+		queueTrack(batch, t.ID, tr)
 	}
-	return tx.SendBatch(ctx, tracks).Close()
+	return b.SendBatch(ctx, batch).Close()
 }
 
 // queueTrack queues the insert of tr as a track of task taskID.

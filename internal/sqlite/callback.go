@@ -51,8 +51,9 @@ func (s *Store) insertCallback(ctx context.Context, tx *sql.Tx, taskID string, c
 // callbacks have no next_attempt_at and never match. A lane's due
 // callbacks are those of its index (callbacks_due_first,
 // callbacks_due_retry), which holds the unleased ones in claim order, and
-// those whose lease expired unfreed, found through callbacks_leased: the
-// callbacks in flight are in neither, and no claim walks past them.
+// those whose lease expired unfreed, found through callbacks_leased, which
+// holds the leased ones in the order they become claimable: the callbacks
+// in flight are at its end, and no claim walks past them.
 var claimCallbacksQueries = map[task.Lane]string{
 	task.LaneFirst: claimCallbacksQuery("attempts = 0"),
 	task.LaneRetry: claimCallbacksQuery("attempts > 0"),
@@ -70,8 +71,9 @@ func claimCallbacksQuery(cond string) string {
 				ORDER BY next_attempt_at, created_at, id LIMIT ?4)
 			UNION ALL
 			SELECT * FROM (SELECT id, next_attempt_at, created_at FROM callbacks
-				WHERE lease_until <= ?3 AND next_attempt_at IS NOT NULL AND ` + cond + ` AND next_attempt_at <= ?3
-				ORDER BY next_attempt_at, created_at, id LIMIT ?4))
+				WHERE lease_until IS NOT NULL AND next_attempt_at IS NOT NULL AND ` + cond + `
+					AND max(next_attempt_at, lease_until) <= ?3
+				ORDER BY max(next_attempt_at, lease_until) LIMIT ?4))
 		ORDER BY next_attempt_at, created_at, id LIMIT ?4)
 	RETURNING ` + callbackColumns
 }
@@ -249,10 +251,11 @@ func (s *Store) DeferCallbacks(ctx context.Context, owner string, deferrals []ta
 
 // nextCallbackDueQuery finds the earliest claimable time among three
 // groups, each read through an index: the head of each lane's index,
-// which holds the unleased callbacks only (its due time), and the leased
-// callbacks (their lease's expiry, or their due time if later). Reading
-// the lanes' heads instead of every pending callback keeps it cheap however
-// large the backlog of retries.
+// which holds the unleased callbacks only (its due time), and the head of
+// callbacks_leased (a lease's expiry, or the callback's due time if
+// later). Reading heads instead of every pending or leased callback keeps
+// it cheap however large the backlog of retries, or the attempts in
+// flight.
 const nextCallbackDueQuery = `SELECT min(due) FROM (
 	SELECT * FROM (SELECT next_attempt_at AS due FROM callbacks
 		WHERE next_attempt_at IS NOT NULL AND attempts = 0 AND lease_until IS NULL
@@ -262,8 +265,9 @@ const nextCallbackDueQuery = `SELECT min(due) FROM (
 		WHERE next_attempt_at IS NOT NULL AND attempts > 0 AND lease_until IS NULL
 		ORDER BY next_attempt_at LIMIT 1)
 	UNION ALL
-	SELECT min(max(next_attempt_at, lease_until)) FROM callbacks
-		WHERE lease_until IS NOT NULL AND next_attempt_at IS NOT NULL)`
+	SELECT * FROM (SELECT max(next_attempt_at, lease_until) FROM callbacks
+		WHERE lease_until IS NOT NULL AND next_attempt_at IS NOT NULL
+		ORDER BY max(next_attempt_at, lease_until) LIMIT 1))`
 
 // NextCallbackDue returns when the earliest pending callback of either lane
 // can be claimed: at its next attempt, or when its lease expires if that is

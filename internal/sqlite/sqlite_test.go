@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -261,6 +262,50 @@ func BenchmarkClaimRecordCallback(b *testing.B) {
 		results, err := s.RecordAttempts(ctx, "bench", []task.AttemptRecord{{Attempt: a, State: task.DeliveryDelivered}})
 		if err = errors.Join(append(results, err)...); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestIndexPlans checks that the looks for due work read the heads of the
+// indexes in their order, however many tasks wait and callbacks are in
+// flight: the leased rows through the indexes made for them, with no sort
+// of their own.
+func TestIndexPlans(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, filepath.Join(t.TempDir(), "tunehook.db"), fixedNow)
+	defer closeStore(t, s)
+	tests := []struct {
+		name, query string
+		indexes     []string
+	}{
+		{"next task due", nextTaskDueQuery, []string{"tasks_due", "tasks_leased"}},
+		{"next callback due", nextCallbackDueQuery, []string{"callbacks_due_first", "callbacks_due_retry", "callbacks_leased"}},
+	}
+	for _, tt := range tests {
+		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+tt.query)
+		if err != nil {
+			t.Fatalf("%s: EXPLAIN: %v", tt.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatalf("%s: EXPLAIN: %v", tt.name, err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatalf("%s: EXPLAIN: %v", tt.name, err)
+		}
+		p := strings.Join(plan, "\n")
+		for _, index := range tt.indexes {
+			if !regexp.MustCompile(`USING (COVERING )?INDEX ` + index + `\b`).MatchString(p) {
+				t.Errorf("%s: plan\n%s\ndoes not read index %s", tt.name, p, index)
+			}
+		}
+		if strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("%s: plan\n%s\nsorts rows instead of reading an index in order", tt.name, p)
 		}
 	}
 }

@@ -304,13 +304,25 @@ func (s *Store) ReleaseTask(ctx context.Context, taskID, owner string, runAt tim
 	return nil
 }
 
+// nextTaskDueQuery finds the earliest claimable time among two groups,
+// each read at the head of an index: the unleased tasks in tasks_due (their
+// run_at), and the leased ones in tasks_leased (a lease's expiry, or the
+// task's run_at if later).
+const nextTaskDueQuery = `SELECT min(due) FROM (
+	SELECT * FROM (SELECT run_at AS due FROM tasks
+		WHERE run_at IS NOT NULL AND lease_until IS NULL
+		ORDER BY run_at LIMIT 1)
+	UNION ALL
+	SELECT * FROM (SELECT max(run_at, lease_until) FROM tasks
+		WHERE lease_until IS NOT NULL AND run_at IS NOT NULL
+		ORDER BY max(run_at, lease_until) LIMIT 1))`
+
 // NextTaskDue returns when the earliest unfinished task can be claimed: at
 // its run_at, or when its lease expires if that is later. Counting leased
 // tasks as due at their run_at would wake a claim loop for nothing, again
 // and again, while the task is being worked on.
 func (s *Store) NextTaskDue(ctx context.Context) (time.Time, error) {
-	next, err := s.nextDue(ctx, `SELECT min(CASE WHEN lease_until > run_at THEN lease_until ELSE run_at END)
-		FROM tasks WHERE run_at IS NOT NULL`)
+	next, err := s.nextDue(ctx, nextTaskDueQuery)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("next task due: %w", err)
 	}

@@ -14,8 +14,8 @@ import (
 )
 
 // levels are the loads of the latency phase, as fractions of the maximum
-// load (see measurePipeline); the first is also the isolation phase's load, and its p99
-// the unloaded p99 that phase compares with.
+// load (see measurePipeline); the first is also the isolation phase's
+// load, and its p99 the unloaded p99 that phase compares with.
 var levels = []float64{0.1, 0.5, 0.9}
 
 // measureLatency measures the time from a stage's commit to its callback's
@@ -68,8 +68,8 @@ type pipeline struct {
 }
 
 // startPipeline starts a Runner of stages at once and a Dispatcher with
-// its defaults, except for timeout, when it is not 0. Simulation is on, so that
-// a task can fail at once and send one callback only.
+// its defaults, except for timeout, when it is not 0. Simulation is on, so
+// that a task can fail at once and send one callback only.
 func startPipeline(ctx context.Context, e *env, stages int, timeout time.Duration, logger *slog.Logger) (*pipeline, error) {
 	obs := &observer{Store: e.store, commits: make(map[string]commitNote), records: make(map[string][]recordNote)}
 	runner, err := worker.NewRunner(worker.RunnerConfig{

@@ -1241,8 +1241,11 @@ func TestDispatcherRetryBacklog(t *testing.T) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	// The retry lane holds 32 slots; a claim per slot freed makes about
-	// 570 claims, a batch is a quarter of the lane's share.
-	if got := st.claims[task.LaneRetry]; got > retries/4 {
-		t.Errorf("got %d claims of the retry lane for %d retries, want at most %d", got, retries, retries/4)
+	// 570 claims, a batch is a quarter of the lane's share. Under load
+	// (the race detector, beside the other packages' tests on two cores)
+	// attempts end slowly and the loop claims what freed after its pause:
+	// 175 claims were seen in CI, so the bound is half the retries.
+	if got := st.claims[task.LaneRetry]; got > retries/2 {
+		t.Errorf("got %d claims of the retry lane for %d retries, want at most %d", got, retries, retries/2)
 	}
 }

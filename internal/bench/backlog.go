@@ -92,23 +92,12 @@ func measureBacklog(ctx context.Context, e *env) (_ Result, err error) {
 	if err != nil {
 		return Result{}, err
 	}
-	errs, err := rcv.check()
-	unique, _, _ := rcv.counts()
-	r := Result{
-		Variant:   fmt.Sprintf("%d callbacks", n),
-		Count:     unique,
-		Errors:    errs,
-		Elapsed:   elapsed,
-		PerSecond: float64(unique) / elapsed.Seconds(),
-		Memory:    &Memory{Before: before, Max: peak.max, Samples: peak.n},
-		What: fmt.Sprintf("%d callbacks due for their first retry, loaded in %.1f s with one INSERT per table; "+
-			"dispatcher defaults; process RSS %s before the drain, at most %s during it",
-			n, loaded.Seconds(), mebibytes(before), mebibytes(peak.max)),
-	}
-	if e.run.deliver > 0 {
-		r.Ratio = r.PerSecond / e.run.deliver
-		r.What += fmt.Sprintf("; drain at %.2fx the deliver phase's rate", r.Ratio)
-	}
+	r, err := rcv.throughput(elapsed)
+	r.Variant = fmt.Sprintf("%d callbacks", n)
+	r.Memory = &Memory{Before: before, Max: peak.max, Samples: peak.n}
+	r.Ratio, r.What = e.run.ofDeliver(r.PerSecond, fmt.Sprintf("%d callbacks due for their first retry, loaded in %.1f s "+
+		"with one INSERT per table; dispatcher defaults; process RSS %s before the drain, at most %s during it; drained",
+		n, loaded.Seconds(), mebibytes(before), mebibytes(peak.max)))
 	return r, err
 }
 

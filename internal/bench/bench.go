@@ -231,6 +231,17 @@ func (m *measured) ofCeiling(rate float64, what string) (float64, string) {
 	return ratio, fmt.Sprintf("%s; %.1f%% of the ceiling (%.0f/s)", what, 100*ratio, m.ceiling)
 }
 
+// ofDeliver returns rate as a multiple of the deliver phase's, and what
+// with that multiple said; 0 and what unchanged if the deliver phase did
+// not run.
+func (m *measured) ofDeliver(rate float64, what string) (float64, string) {
+	if m.deliver <= 0 {
+		return 0, what
+	}
+	ratio := rate / m.deliver
+	return ratio, fmt.Sprintf("%s; at %.2fx the deliver phase's rate", what, ratio)
+}
+
 // Run runs the phases of cfg one after another and returns their results.
 // It stops at the first phase that fails, and then returns the results so
 // far, including the failed phase's rows if it measured anything.

@@ -82,17 +82,10 @@ func measureDelivery(ctx context.Context, e *env) (_ Result, err error) {
 	if err != nil {
 		return Result{}, err
 	}
-	errs, err := rcv.check()
-	unique, _, _ := rcv.counts()
-	r := Result{
-		Count:     unique,
-		Errors:    errs,
-		Elapsed:   elapsed,
-		PerSecond: float64(unique) / elapsed.Seconds(),
-		What: fmt.Sprintf("a backlog of %d signed callbacks (%d B on average) to a loopback receiver; dispatcher defaults; "+
-			"made through the Store by the Runner at %.0f callbacks/s",
-			n, rcv.meanBody(), float64(n)/loaded.Seconds()),
-	}
+	r, err := rcv.throughput(elapsed)
+	r.What = fmt.Sprintf("a backlog of %d signed callbacks (%d B on average) to a loopback receiver; dispatcher defaults; "+
+		"made through the Store by the Runner at %.0f callbacks/s",
+		n, rcv.meanBody(), float64(n)/loaded.Seconds())
 	e.run.deliver = r.PerSecond
 	r.Ratio, r.What = e.run.ofCeiling(r.PerSecond, r.What)
 	return r, err

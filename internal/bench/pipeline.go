@@ -106,21 +106,11 @@ func measureDepth(ctx context.Context, e *env, depth int) (_ Result, err error) 
 	if err != nil {
 		return Result{}, err
 	}
-	errs, err := rcv.check()
-	unique, _, _ := rcv.counts()
-	r := Result{
-		Variant:   fmt.Sprintf("%d stages", depth),
-		Count:     unique,
-		Errors:    errs,
-		Elapsed:   elapsed,
-		PerSecond: float64(unique) / elapsed.Seconds(),
-		What: fmt.Sprintf("%d tasks created, then run by the Runner (%d stages at once, instant engine) and their %d callbacks "+
-			"delivered by the Dispatcher (defaults), every stage commit and attempt durable", tasks, depth, want),
-	}
-	if e.run.deliver > 0 {
-		r.Ratio = r.PerSecond / e.run.deliver
-		r.What += fmt.Sprintf("; %.2fx the deliver phase's rate", r.Ratio)
-	}
+	r, err := rcv.throughput(elapsed)
+	r.Variant = fmt.Sprintf("%d stages", depth)
+	r.Ratio, r.What = e.run.ofDeliver(r.PerSecond, fmt.Sprintf("%d tasks created, then run by the Runner (%d stages at once, "+
+		"instant engine) and their %d callbacks delivered by the Dispatcher (defaults), every stage commit and attempt durable",
+		tasks, depth, want))
 	return r, err
 }
 

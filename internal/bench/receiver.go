@@ -272,6 +272,15 @@ func (r *receiver) check() (errs int, err error) {
 		unique, r.want, dups, r.bad)
 }
 
+// throughput returns the row of a phase that timed its receiver getting
+// every callback in elapsed: the callbacks it got, per second, and its
+// errors, with check's error.
+func (r *receiver) throughput(elapsed time.Duration) (Result, error) {
+	errs, err := r.check()
+	unique, _, _ := r.counts()
+	return Result{Count: unique, Errors: errs, Elapsed: elapsed, PerSecond: float64(unique) / elapsed.Seconds()}, err
+}
+
 // drained waits until next, a store's NextTaskDue or NextCallbackDue,
 // reports no unfinished work, asking every poll.
 func drained(ctx context.Context, next func(context.Context) (time.Time, error), poll time.Duration) error {

@@ -124,7 +124,7 @@ func measureStorm(ctx context.Context, e *env) (_ Result, err error) {
 		return Result{}, err
 	}
 
-	errs, err := rcv.check()
+	r, err := rcv.throughput(elapsed)
 	delay := e.cfg.StormDelays[0]
 	var scheduled, zeroJitter []time.Time
 	wrong := 0
@@ -138,7 +138,7 @@ func measureStorm(ctx context.Context, e *env) (_ Result, err error) {
 		zeroJitter = append(zeroJitter, recs[0].ended.Add(delay))
 	}
 	if missing := n - len(obs.records); wrong > 0 || missing > 0 {
-		errs += wrong + missing
+		r.Errors += wrong + missing
 		err = errors.Join(err, fmt.Errorf("%d of %d callbacks not delivered at their first retry, %d never attempted",
 			wrong, n, missing))
 	}
@@ -151,15 +151,9 @@ func measureStorm(ctx context.Context, e *env) (_ Result, err error) {
 		Scheduled:  newHistogram(scheduled, stormBucket),
 		ZeroJitter: newHistogram(zeroJitter, stormBucket),
 	}
-	unique, _, _ := rcv.counts()
-	return Result{
-		Count:     unique,
-		Errors:    errs,
-		Elapsed:   elapsed,
-		PerSecond: float64(unique) / elapsed.Seconds(),
-		Storm:     s,
-		What: fmt.Sprintf("%d callbacks refused (503) at their first attempt, taken at their retry %v later (+ up to 10%% jitter); "+
-			"retries arrived: %v; due as scheduled: %v; due without jitter (computed): %v",
-			n, delay, s.Arrivals, s.Scheduled, s.ZeroJitter),
-	}, err
+	r.Storm = s
+	r.What = fmt.Sprintf("%d callbacks refused (503) at their first attempt, taken at their retry %v later (+ up to 10%% jitter); "+
+		"retries arrived: %v; due as scheduled: %v; due without jitter (computed): %v",
+		n, delay, s.Arrivals, s.Scheduled, s.ZeroJitter)
+	return r, err
 }

@@ -1150,8 +1150,8 @@ func TestDispatcherOnAttempt(t *testing.T) {
 	}
 }
 
-// gatedRecorder is a Store whose first RecordAttempts waits for open to
-// be closed, and that notes the size of every batch it records.
+// gatedRecorder is a Store whose RecordAttempts wait for open to be
+// closed, and that notes the size of every batch it records.
 type gatedRecorder struct {
 	task.Store
 	open    chan struct{}
@@ -1161,18 +1161,16 @@ type gatedRecorder struct {
 
 func (s *gatedRecorder) RecordAttempts(ctx context.Context, owner string, rs []task.AttemptRecord) ([]error, error) {
 	s.mu.Lock()
-	first := len(s.batches) == 0
 	s.batches = append(s.batches, len(rs))
 	s.mu.Unlock()
-	if first {
-		<-s.open
-	}
+	<-s.open
 	return s.Store.RecordAttempts(ctx, owner, rs)
 }
 
-// TestDispatcherGroupCommit holds the first recording back while the
-// other attempts finish: they are recorded together in few commits, not
-// one each, and every callback is delivered once with its attempt.
+// TestDispatcherGroupCommit holds the recordings back while the attempts
+// finish: each group commit holds one, and the attempts that finish
+// meanwhile are recorded together in few commits, not one each; every
+// callback is delivered once with its attempt.
 func TestDispatcherGroupCommit(t *testing.T) {
 	t.Parallel()
 	const n = 40

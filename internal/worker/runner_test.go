@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -239,7 +240,14 @@ func TestRunnerOutcomes(t *testing.T) {
 			}
 			// Every commit is reported, the failure's too.
 			waitFor(t, "the last stage event", func() bool { return len(events.all()) == len(tt.wantStages) })
-			for i, e := range events.all() {
+			// A stage's event follows its commit, in the goroutine that
+			// ran it: the next stage, claimed by another as soon as the
+			// commit made it due, can report first.
+			seen := events.all()
+			slices.SortStableFunc(seen, func(a, b worker.StageEvent) int {
+				return cmp.Compare(slices.Index(tt.wantStages, a.Stage), slices.Index(tt.wantStages, b.Stage))
+			})
+			for i, e := range seen {
 				if e.TaskID != tk.ID || e.Stage != tt.wantStages[i] || e.Took < 0 {
 					t.Errorf("stage event %d = %+v, want task %s stage %s", i, e, tk.ID, tt.wantStages[i])
 				}

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -458,4 +459,42 @@ func TestPrivateCallbacksRefused(t *testing.T) {
 	if n := len(rcv.deliveries()); n != 0 {
 		t.Errorf("the private receiver got %d callbacks, want none", n)
 	}
+}
+
+// TUNEHOOK_CALLBACK_PER_HOST reaches the dispatcher: a receiver that takes
+// its time never has more attempts at once than the cap, and has that many
+// once it has answered (before, it is probed one attempt at a time).
+func TestCallbackPerHostCap(t *testing.T) {
+	t.Parallel()
+	const perHost, tasks = 2, 6
+	rcv := newReceiver(t, func(delivery, int) int {
+		time.Sleep(150 * time.Millisecond)
+		return http.StatusOK
+	})
+	srv := startServer(t, t.TempDir(), "TUNEHOOK_CALLBACK_PER_HOST="+strconv.Itoa(perHost), "TUNEHOOK_SYNTH_DELAYS=50ms,50ms,50ms")
+	for range tasks {
+		srv.submit(generateBody(rcv.URL))
+	}
+	waitUntil(t, 30*time.Second, "every callback arrives", func() bool {
+		got := rcv.deliveries()
+		return len(got) == 3*tasks && !slices.ContainsFunc(got, func(d delivery) bool { return d.done.IsZero() })
+	})
+	if got := maxOverlap(rcv.deliveries()); got != perHost {
+		t.Errorf("at most %d callbacks were in progress at once, want the cap, %d", got, perHost)
+	}
+}
+
+// maxOverlap returns the most deliveries that were in progress at once.
+func maxOverlap(got []delivery) int {
+	most := 0
+	for _, d := range got {
+		n := 0
+		for _, o := range got {
+			if !o.at.After(d.at) && o.done.After(d.at) {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	return most
 }

@@ -131,6 +131,7 @@ func serveNotify(ctx context.Context, args []string, getenv func(string) string,
 		Targets:     targets,
 		Timeout:     cfg.CallbackTimeout,
 		RetryDelays: cfg.CallbackRetryDelays,
+		PerHost:     cfg.CallbackPerHost,
 		SigningKeys: signingKeys,
 		Owner:       owner,
 		OnAttempt:   stats.ObserveAttempt,
@@ -172,7 +173,8 @@ func serveNotify(ctx context.Context, args []string, getenv func(string) string,
 
 	printBanner(stdout, cfg, "http://"+reachable(ln.Addr()), links.PublicURL, storeName, keys)
 	logger.Info("serving", "addr", ln.Addr().String(), "public_url", links.PublicURL, "owner", owner,
-		"callback_timeout", cfg.CallbackTimeout, "callback_retry_delays", cfg.CallbackRetryDelays)
+		"callback_timeout", cfg.CallbackTimeout, "callback_retry_delays", cfg.CallbackRetryDelays,
+		"callback_per_host", cfg.CallbackPerHost)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -33,6 +33,7 @@ type Config struct {
 	APIKeys               []string // empty: a generated key kept in DataDir
 	CallbackTimeout       time.Duration
 	CallbackRetryDelays   []time.Duration // one entry per retry
+	CallbackPerHost       int             // attempts in flight to one receiving host
 	AllowPrivateCallbacks bool
 	// CallbackAllowCIDRs are ranges callbacks may reach even though they
 	// are not public, such as an internal receiver's 10.1.2.0/24.
@@ -152,6 +153,11 @@ var settings = []setting{
 		}
 		c.CallbackRetryDelays = ds
 		return nil
+	}},
+	{"callback-per-host", "TUNEHOOK_CALLBACK_PER_HOST", "256", "", "most callback attempts (a `number`) in flight to one receiving host (host:port) at once", func(c *Config, v string) error {
+		n, err := parseCount(v, 1, 4096)
+		c.CallbackPerHost = n
+		return err
 	}},
 	{"allow-private-callbacks", "TUNEHOOK_ALLOW_PRIVATE_CALLBACKS", "false", "true", "allow callbacks to loopback and private addresses (development)", func(c *Config, v string) error {
 		b, err := parseBool(v)

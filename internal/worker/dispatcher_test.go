@@ -788,7 +788,7 @@ func (g *gauge) counts() (cur, most, done int) {
 // callback is delivered once.
 func TestDispatcherPerHostCap(t *testing.T) {
 	t.Parallel()
-	const slowN, fastN, perHost = 200, 30, 64 // perHost: the default
+	const slowN, fastN, perHost = 200, 30, 64
 	st := openStore(t, nil)
 	var slow gauge
 	slowRC := newReceiver(t, func(http.ResponseWriter, *http.Request) { slow.hold(300 * time.Millisecond) })
@@ -805,7 +805,10 @@ func TestDispatcherPerHostCap(t *testing.T) {
 	cbs := seedMany(t, st, slowN, slowRC.URL+"/cb")
 	// Due after every slow one.
 	cbs = append(cbs, seedMany(t, st, fastN, fastRC.URL+"/cb")...)
-	start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) { c.RetryDelays = []time.Duration{} }).Run)
+	start(t, newDispatcher(t, st, func(c *worker.DispatcherConfig) {
+		c.RetryDelays = []time.Duration{}
+		c.PerHost = perHost
+	}).Run)
 
 	for _, cb := range cbs {
 		if got := waitState(t, st, cb, task.DeliveryDelivered); got.Attempts != 1 {

@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,20 +52,33 @@ func queueCallback(b *pgx.Batch, taskID string, c *task.Callback) {
 // lane's condition is written out, not a parameter, so that the planner
 // matches it to the lane's index.
 var claimCallbacksQueries = map[task.Lane]string{
-	task.LaneFirst: claimCallbacksQuery("attempts = 0"),
-	task.LaneRetry: claimCallbacksQuery("attempts > 0"),
+	task.LaneFirst: claimCallbacksQuery("attempts = 0", ""),
+	task.LaneRetry: claimCallbacksQuery("attempts > 0", ""),
 }
 
-// claimCallbacksQuery returns the claim of the lane that cond selects. The
-// rows that each group locks but the claim's limit leaves out stay locked
-// until it commits: another claim skips them meanwhile, and takes them at
-// its next turn. The IDs picked are handed to the update as an array, which
+// claimCallbacksAfterQueries are claimCallbacksQueries that read a lane's
+// index from a cursor on ($5, $6, $7: the due time, creation time and ID
+// of the last callback an earlier claim took): see claimCursors.
+var claimCallbacksAfterQueries = map[task.Lane]string{
+	task.LaneFirst: claimCallbacksQuery("attempts = 0", afterCursor),
+	task.LaneRetry: claimCallbacksQuery("attempts > 0", afterCursor),
+}
+
+// afterCursor is the condition on unleased callbacks of
+// claimCallbacksAfterQueries, in the order of the lanes' indexes.
+const afterCursor = ` AND (next_attempt_at, created_at, id) > ($5, $6, $7)`
+
+// claimCallbacksQuery returns the claim of the lane that cond selects,
+// taking the unleased callbacks that after (empty, or afterCursor) also
+// selects. The rows that each group locks but the claim's limit leaves
+// out stay locked until it commits: another claim skips them meanwhile,
+// and takes them at its next turn. The IDs picked are handed to the update as an array, which
 // it looks up by primary key; joined instead, a small table may be read
 // whole.
-func claimCallbacksQuery(cond string) string {
+func claimCallbacksQuery(cond, after string) string {
 	return `WITH free AS (
 		SELECT id, next_attempt_at, created_at FROM callbacks
-		WHERE next_attempt_at IS NOT NULL AND ` + cond + ` AND lease_until IS NULL AND next_attempt_at <= $3
+		WHERE next_attempt_at IS NOT NULL AND ` + cond + ` AND lease_until IS NULL AND next_attempt_at <= $3` + after + `
 		ORDER BY next_attempt_at, created_at, id
 		LIMIT $4
 		FOR UPDATE SKIP LOCKED),
@@ -96,21 +111,123 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 		return nil, nil
 	}
 	now := s.now()
+	var (
+		cbs       []*task.Callback
+		err       error
+		fromStart = true
+	)
+	if last, ok := s.cursors.from(lane, time.Now()); ok {
+		fromStart = false
+		cbs, err = s.claimCallbacks(ctx, claimCallbacksAfterQueries[lane], owner, now.Add(lease), now, limit,
+			last.NextAttemptAt, last.CreatedAt, last.ID)
+	}
+	if err == nil && len(cbs) < limit {
+		// No cursor, or it ran out: the rest from the start.
+		var more []*task.Callback
+		more, err = s.claimCallbacks(ctx, query, owner, now.Add(lease), now, limit-len(cbs))
+		cbs, fromStart = append(cbs, more...), true
+	}
+	if err != nil {
+		s.cursors.drop(lane)
+		return nil, fmt.Errorf("claim %s callbacks for %s: %w", lane, owner, err)
+	}
+	// RETURNING has no order of its own; restore the claim's.
+	slices.SortFunc(cbs, task.CallbackClaimOrder)
+	s.cursors.claimed(lane, cbs, limit, fromStart, time.Now())
+	return cbs, nil
+}
+
+// claimCallbacks runs query, a claim of claimCallbacksQueries or
+// claimCallbacksAfterQueries, with args, and returns what it claimed.
+func (s *Store) claimCallbacks(ctx context.Context, query string, args ...any) ([]*task.Callback, error) {
 	var cbs []*task.Callback
 	err := s.send(ctx, func(c *pgxpool.Conn) error {
-		rows, err := c.Query(ctx, query, owner, now.Add(lease), now, limit)
+		rows, err := c.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
 		cbs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*task.Callback, error) { return scanCallback(row) })
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("claim %s callbacks for %s: %w", lane, owner, err)
+	return cbs, err
+}
+
+// fullScanEvery is how often a lane's claim reads its index from the
+// start although a cursor is set: see claimCursors.
+const fullScanEvery = time.Second
+
+// claimCursors keep, per lane, where this instance's last claim ended in
+// the lane's index, so that the next claim under a backlog reads on from
+// there. A claim leases the callbacks it takes, and their entries leave
+// the lane's partial index only when VACUUM removes them: a claim that
+// reads the index from the start walks every entry claimed since the
+// last vacuum. In a backlog of 600,000 retries, 370,000 into its drain,
+// that was 3,400 index pages and 13 ms per claim of 256.
+//
+// A claim reads from the cursor only when the last one took all it asked
+// for (a backlog: more is due after the cursor) and a claim from the start
+// ran within fullScanEvery; if the cursor runs out, the same claim reads
+// the rest from the start. Entries before the cursor that are due and not
+// leased are those the earlier claim skipped because another instance's
+// claim had locked them, those handed back since with a due time behind
+// the cursor, and those whose due time, given by another instance's
+// clock, fell behind it: a claim from the start takes them at most
+// fullScanEvery later.
+type claimCursors struct {
+	every time.Duration // 0: fullScanEvery
+	mu    sync.Mutex
+	lanes map[task.Lane]*claimCursor
+}
+
+// claimCursor is a lane's cursor: the last callback claimed, in claim
+// order, and when a claim last read the lane's index from the start.
+type claimCursor struct {
+	last     *task.Callback // nil: the next claim reads from the start
+	fullScan time.Time
+}
+
+// from returns where a claim of lane at now reads from: after last, when
+// ok.
+func (c *claimCursors) from(lane task.Lane, now time.Time) (last *task.Callback, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.lanes[lane]
+	if cur == nil || cur.last == nil || now.Sub(cur.fullScan) >= cmp.Or(c.every, fullScanEvery) {
+		return nil, false
 	}
-	// RETURNING has no order of its own; restore the claim's.
-	slices.SortFunc(cbs, task.CallbackClaimOrder)
-	return cbs, nil
+	return cur.last, true
+}
+
+// claimed notes a claim of lane at now that asked for limit callbacks and
+// took cbs, in claim order, from the start of the lane's index if
+// fromStart.
+func (c *claimCursors) claimed(lane task.Lane, cbs []*task.Callback, limit int, fromStart bool, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lanes == nil {
+		c.lanes = make(map[task.Lane]*claimCursor)
+	}
+	cur := c.lanes[lane]
+	if cur == nil {
+		cur = &claimCursor{}
+		c.lanes[lane] = cur
+	}
+	if fromStart {
+		cur.fullScan = now
+	}
+	cur.last = nil
+	if len(cbs) == limit {
+		cur.last = cbs[len(cbs)-1]
+	}
+}
+
+// drop makes the next claim of lane read from the start.
+func (c *claimCursors) drop(lane task.Lane) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.lanes[lane]; cur != nil {
+		cur.last = nil
+	}
 }
 
 // recordAttemptsQuery records a batch of attempts, given as arrays of

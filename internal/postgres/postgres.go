@@ -96,6 +96,7 @@ type Store struct {
 	// instances (see sendNotices).
 	taskNotice     task.Signal
 	callbackNotice task.Signal
+	cursors        claimCursors
 	stopListening  context.CancelFunc
 	listenerDone   chan struct{}
 	noticesDone    chan struct{}

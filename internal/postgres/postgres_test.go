@@ -509,12 +509,14 @@ func TestIndexPlans(t *testing.T) {
 	createTasks(t, s, 200)
 	now := fixedNow()
 	queries := map[string][]any{
-		"claim tasks":       {claimTasksQuery, "o", now, now, 10},
-		"claim first lane":  {claimCallbacksQueries[task.LaneFirst], "o", now, now, 10},
-		"claim retry lane":  {claimCallbacksQueries[task.LaneRetry], "o", now, now, 10},
-		"next callback due": {nextCallbackDueQuery},
-		"next task due":     {nextTaskDueQuery},
-		"load tracks":       {loadTracksQuery, []string{"a", "b"}},
+		"claim tasks":                     {claimTasksQuery, "o", now, now, 10},
+		"claim first lane":                {claimCallbacksQueries[task.LaneFirst], "o", now, now, 10},
+		"claim retry lane":                {claimCallbacksQueries[task.LaneRetry], "o", now, now, 10},
+		"claim first lane after a cursor": {claimCallbacksAfterQueries[task.LaneFirst], "o", now, now, 10, now, now, "msg_0"},
+		"claim retry lane after a cursor": {claimCallbacksAfterQueries[task.LaneRetry], "o", now, now, 10, now, now, "msg_0"},
+		"next callback due":               {nextCallbackDueQuery},
+		"next task due":                   {nextTaskDueQuery},
+		"load tracks":                     {loadTracksQuery, []string{"a", "b"}},
 		"record attempts": {recordAttemptsQuery, []string{"a"}, []string{"delivered"}, []int{1}, []*time.Time{nil},
 			[]*time.Time{&now}, []time.Time{now}, []int64{1}, []*int{nil}, []string{""}, [][]byte{nil}, "o", now},
 	}
@@ -524,8 +526,17 @@ func TestIndexPlans(t *testing.T) {
 		"next callback due": "callbacks_leased",
 		"next task due":     "tasks_leased",
 	}
+	// A claim after a cursor starts its lane's index there, not at the
+	// start: the row comparison is a condition of the index scan.
+	fromCursor := map[string]string{
+		"claim first lane after a cursor": "callbacks_due_first",
+		"claim retry lane after a cursor": "callbacks_due_retry",
+	}
 	for name, q := range queries {
 		plan := explain(t, s, q[0].(string), q[1:]...)
+		if index := fromCursor[name]; index != "" && !startsAtCursor(plan, index) {
+			t.Errorf("%s does not start %s at the cursor:\n%s", name, index, plan)
+		}
 		if strings.Contains(plan, "Seq Scan") {
 			t.Errorf("%s reads a table whole:\n%s", name, plan)
 		}
@@ -556,6 +567,19 @@ func readsHead(plan, index string) bool {
 	lines := strings.Split(plan, "\n")
 	for i := 1; i < len(lines); i++ {
 		if strings.Contains(lines[i], "Scan using "+index+" ") && strings.Contains(lines[i-1], "->  Limit") {
+			return true
+		}
+	}
+	return false
+}
+
+// startsAtCursor tells whether plan scans index with the cursor's row
+// comparison as an index condition.
+func startsAtCursor(plan, index string) bool {
+	lines := strings.Split(plan, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if strings.Contains(lines[i], "Scan using "+index+" ") && strings.Contains(lines[i+1], "Index Cond:") &&
+			strings.Contains(lines[i+1], "ROW(next_attempt_at, created_at, id) > ROW(") {
 			return true
 		}
 	}

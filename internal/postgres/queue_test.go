@@ -290,3 +290,32 @@ func TestClaimUsesIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimCursor drains a lane the way a backlog is drained, one full
+// claim after another: each reads on from where the last one ended,
+// passing over a callback handed back behind it, which the claim that runs
+// out of callbacks after the cursor takes from the start.
+func TestClaimCursor(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, pgtest.URL(t), fixedNow)
+	// The full scans that run every second must not come between these
+	// claims, however slowly the test runs.
+	s.cursors.every = time.Hour
+	ids := storetest.CallbackIDs(failTasks(t, s, 4))
+	// Callbacks due at the same time are claimed in ID order.
+	slices.Sort(ids)
+	claim := func(what string, want []string) {
+		t.Helper()
+		cbs, err := s.ClaimCallbacks(t.Context(), "claimer", task.LaneFirst, 2, time.Hour)
+		if got := storetest.CallbackIDs(cbs); err != nil || !slices.Equal(got, want) {
+			t.Errorf("%s: got %v, %v, want %v", what, got, err, want)
+		}
+	}
+	claim("first claim", ids[:2])
+	results, err := s.DeferCallbacks(t.Context(), "claimer", []task.Deferral{{CallbackID: ids[0], Until: fixedNow()}})
+	if err = errors.Join(append(results, err)...); err != nil {
+		t.Fatalf("hand %s back: %v", ids[0], err)
+	}
+	claim("claim after the cursor", ids[2:])
+	claim("claim past the last callback", ids[:1])
+}

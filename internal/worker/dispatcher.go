@@ -103,13 +103,14 @@ type DispatcherConfig struct {
 	// (6,600–8,300 callbacks/s on PostgreSQL, 6,700–7,000 on SQLite, with
 	// callbacks deferred for a host that answered in milliseconds), with
 	// 256 it made 10,200–10,900 and 9,400–9,500, and 512 did no better.
-	// A host that has not answered
-	// yet, or did not answer its last attempt, gets one attempt at a time:
-	// a receiver that hangs holds one slot. A callback claimed for a host
-	// at its cap waits briefly, or is handed back to the store,
-	// unattempted: due again once the host should have room, going by the
-	// speed of its attempts (250 ms to 5 s), or once the attempt of a host
-	// that does not answer has timed out.
+	// A host that has not answered yet, or did not answer its last
+	// attempt, gets one attempt at a time: a receiver that hangs holds one
+	// slot. A callback claimed for a host at its cap waits for its turn
+	// if the host should get to it within a quarter of LeaseMargin, going
+	// by the speed of its attempts; otherwise, or if its turn does not
+	// come in that time, it is handed back to the store, unattempted: due
+	// again once the host should have room (250 ms to 5 s), or once the
+	// attempt of a host that does not answer has timed out.
 	PerHost int
 	// LeaseMargin is added to Timeout to lease a callback, so that a lease
 	// always outlives its attempt; default 15s.
@@ -479,7 +480,7 @@ func hostKey(rawURL string) string {
 // while the backlog's first claims were written and its connections
 // opened, had hundreds of callbacks deferred although it answered all
 // along: a write each, a claim again, and a tail of half a second or more
-// at the end, 6,600-7,000 callbacks/s on SQLite instead of 9,200-9,600.
+// at the end, 6,600–7,000 callbacks/s on SQLite instead of 9,200–9,600.
 type hostLimiter struct {
 	perHost  int
 	hold     time.Duration // the longest wait for an answering host

@@ -72,9 +72,9 @@ const afterCursor = ` AND (next_attempt_at, created_at, id) > ($5, $6, $7)`
 // taking the unleased callbacks that after (empty, or afterCursor) also
 // selects. The rows that each group locks but the claim's limit leaves
 // out stay locked until it commits: another claim skips them meanwhile,
-// and takes them at its next turn. The IDs picked are handed to the update as an array, which
-// it looks up by primary key; joined instead, a small table may be read
-// whole.
+// and takes them at its next turn. The IDs picked are handed to the
+// update as an array, which it looks up by primary key; joined instead, a
+// small table may be read whole.
 func claimCallbacksQuery(cond, after string) string {
 	return `WITH free AS (
 		SELECT id, next_attempt_at, created_at FROM callbacks
@@ -123,9 +123,17 @@ func (s *Store) ClaimCallbacks(ctx context.Context, owner string, lane task.Lane
 	}
 	if err == nil && len(cbs) < limit {
 		// No cursor, or it ran out: the rest from the start.
-		var more []*task.Callback
-		more, err = s.claimCallbacks(ctx, query, owner, now.Add(lease), now, limit-len(cbs))
-		cbs, fromStart = append(cbs, more...), true
+		more, ferr := s.claimCallbacks(ctx, query, owner, now.Add(lease), now, limit-len(cbs))
+		switch {
+		case ferr == nil:
+			cbs, fromStart = append(cbs, more...), true
+		case len(cbs) == 0:
+			err = ferr
+		default:
+			// What the cursor's claim took is leased: handed out, not
+			// left until its lease expires.
+			s.logger.WarnContext(ctx, "claim callbacks from the start", "lane", lane, "owner", owner, "error", ferr)
+		}
 	}
 	if err != nil {
 		s.cursors.drop(lane)
